@@ -1,0 +1,41 @@
+/** The few libc calls the VMM needs, through koffi. */
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+export const open = libc.func('int open(const char *path, int flags, int mode)');
+export const close = libc.func('int close(int fd)');
+/** ioctl with a pointer (Buffer) argument. */
+export const ioctlPtr = libc.func('int ioctl(int fd, unsigned long req, void *arg)');
+/** ioctl with an integer argument. Declared twice: x86-64 passes both in the same register. */
+export const ioctlInt = libc.func('int ioctl(int fd, unsigned long req, uint64_t arg)');
+export const mmap = libc.func('uintptr_t mmap(uintptr_t addr, size_t len, int prot, int flags, int fd, int64_t off)');
+export const munmap = libc.func('int munmap(uintptr_t addr, size_t len)');
+export const mlock = libc.func('int mlock(uintptr_t addr, size_t len)');
+export const madvise = libc.func('int madvise(uintptr_t addr, size_t len, int advice)');
+export const mprotect = libc.func('int mprotect(uintptr_t addr, size_t len, int prot)');
+export const gettid = libc.func('int gettid()');
+export const getpid = libc.func('int getpid()');
+export const tgkill = libc.func('int tgkill(int tgid, int tid, int sig)');
+export const sched_setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, void *mask)');
+export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)');
+const strerrorFn = libc.func('const char *strerror(int errnum)');
+
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2;
+export const MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
+export const MAP_FAILED = 0xffffffffffffffffn;
+export const MADV_DONTNEED = 4, MADV_DONTFORK = 10, MADV_HUGEPAGE = 14;
+export const EINTR = 4, EAGAIN = 11;
+export const SIGUSR2 = 12;
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+export function strerror(e: number): string {
+  return strerrorFn(e) as string;
+}
+
+export { koffi };

@@ -1,0 +1,125 @@
+/**
+ * Guest physical memory as bhyve lays it out: RAM below the PCI hole
+ * (lowmem, at most 3 GiB), the rest above 4 GiB (highmem), and named
+ * device-memory segments (the boot ROM first) mapped where their owner says.
+ *
+ * Host memory is mmap'd once by the main thread; every thread views it
+ * through koffi.view in pieces of at most 4 GiB.
+ */
+import { koffi } from './libc.js';
+
+export const GiB = 2 ** 30;
+export const MiB = 2 ** 20;
+export const KiB = 2 ** 10;
+/** bhyve's default lowmem limit: the PCI hole starts here. */
+export const LOWMEM_LIMIT = 3 * GiB;
+export const HIGHMEM_BASE = 4 * GiB;
+const CHUNK = 4 * GiB;
+
+export class MemoryError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'MemoryError';
+  }
+}
+
+/** A region of guest-physical space backed by host memory. */
+export interface Segment {
+  name: string;
+  gpa: number;
+  size: number;
+  /** Host virtual address of the first byte. */
+  host: bigint;
+  readonly: boolean;
+  /** devmem segments (boot ROM, framebuffer) are not RAM. */
+  devmem: boolean;
+}
+
+/** A serialisable description, passed to vCPU threads. */
+export type SegmentSpec = Segment;
+
+export class GuestMemory {
+  readonly segments: Segment[];
+  private readonly views: Uint8Array[][];
+
+  constructor(segments: Segment[]) {
+    this.segments = [...segments].sort((a, b) => a.gpa - b.gpa);
+    this.views = this.segments.map((s) => {
+      const out: Uint8Array[] = [];
+      for (let off = 0; off < s.size; off += CHUNK) {
+        const len = Math.min(CHUNK, s.size - off);
+        out.push(new Uint8Array(koffi.view(s.host + BigInt(off), len)));
+      }
+      return out;
+    });
+  }
+
+  /** Total RAM (not devmem) in bytes. */
+  get ramSize(): number {
+    return this.segments.filter((s) => !s.devmem).reduce((n, s) => n + s.size, 0);
+  }
+
+  segment(name: string): Segment | undefined {
+    return this.segments.find((s) => s.name === name);
+  }
+
+  private locate(gpa: number): [number, Segment] | undefined {
+    for (let i = 0; i < this.segments.length; i++) {
+      const s = this.segments[i];
+      if (gpa >= s.gpa && gpa < s.gpa + s.size) return [i, s];
+    }
+    return undefined;
+  }
+
+  /**
+   * A view of [gpa, gpa+len) without copying, or undefined when the range is
+   * not entirely inside one segment (and one 4 GiB piece of it). Use for any
+   * guest-supplied address: it never reaches outside guest memory.
+   */
+  slice(gpa: number, len: number): Uint8Array | undefined {
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(len) || gpa < 0 || len < 0) return undefined;
+    const hit = this.locate(gpa);
+    if (!hit) return undefined;
+    const [i, s] = hit;
+    const off = gpa - s.gpa;
+    if (off + len > s.size) return undefined;
+    const chunk = Math.floor(off / CHUNK);
+    const coff = off - chunk * CHUNK;
+    const v = this.views[i][chunk];
+    if (coff + len > v.length) return undefined;
+    return v.subarray(coff, coff + len);
+  }
+
+  /** Copy out; throws MemoryError when any byte is outside guest memory. */
+  read(gpa: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const hit = this.locate(gpa + done);
+      if (!hit) throw new MemoryError(`guest address 0x${(gpa + done).toString(16)} is not memory`);
+      const [, s] = hit;
+      const n = Math.min(len - done, s.gpa + s.size - (gpa + done), CHUNK - ((gpa + done - s.gpa) % CHUNK));
+      out.set(this.slice(gpa + done, n)!, done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Copy in (ignores read-only: loaders use it to fill ROMs); throws when outside memory. */
+  write(gpa: number, data: Uint8Array): void {
+    let done = 0;
+    while (done < data.length) {
+      const hit = this.locate(gpa + done);
+      if (!hit) throw new MemoryError(`guest address 0x${(gpa + done).toString(16)} is not memory`);
+      const [, s] = hit;
+      const n = Math.min(data.length - done, s.gpa + s.size - (gpa + done), CHUNK - ((gpa + done - s.gpa) % CHUNK));
+      this.slice(gpa + done, n)!.set(data.subarray(done, done + n));
+      done += n;
+    }
+  }
+
+  dataView(gpa: number, len: number): DataView | undefined {
+    const s = this.slice(gpa, len);
+    return s && new DataView(s.buffer, s.byteOffset, s.byteLength);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The VM: /dev/kvm, the VM fd, its memory slots and its interrupt
+ * controllers (KVM's in-kernel PIC, IOAPIC and LAPICs, and the PIT).
+ * The fds are plain numbers, valid on every thread of the process.
+ */
+import * as C from './constants.js';
+import { check, KvmError } from './error.js';
+import {
+  ioctlInt, ioctlPtr, mmap, mlock, madvise, open, O_RDWR, O_CLOEXEC, PROT_READ, PROT_WRITE,
+  MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, MADV_DONTFORK, MADV_HUGEPAGE, errno,
+} from './libc.js';
+import type { Segment } from './memory.js';
+
+export interface VmHandles {
+  kvmFd: number;
+  vmFd: number;
+  runSize: number;
+}
+
+export class Kvm {
+  readonly fd: number;
+  constructor(path = '/dev/kvm') {
+    const fd = open(path, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) throw new KvmError(`cannot open ${path}`, errno());
+    this.fd = fd;
+    const v = ioctlInt(fd, C.KVM_GET_API_VERSION, 0);
+    if (v !== 12) throw new KvmError(`KVM API version ${v}, expected 12`);
+  }
+  extension(cap: number): number {
+    return Math.max(0, ioctlInt(this.fd, C.KVM_CHECK_EXTENSION, cap));
+  }
+  get runSize(): number {
+    return check(ioctlInt(this.fd, C.KVM_GET_VCPU_MMAP_SIZE, 0), 'KVM_GET_VCPU_MMAP_SIZE');
+  }
+}
+
+/** Allocate anonymous host memory for guest RAM; reserved only, not touched. */
+export function allocHost(size: number, wired: boolean): bigint {
+  const addr = mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) as bigint;
+  if (addr === MAP_FAILED) throw new KvmError(`cannot reserve ${size} bytes of guest memory`, errno());
+  madvise(addr, size, MADV_DONTFORK);
+  madvise(addr, size, MADV_HUGEPAGE);
+  if (wired && mlock(addr, size) < 0) throw new KvmError(`cannot wire ${size} bytes of guest memory (-S)`, errno());
+  return addr;
+}
+
+export class Vm {
+  private nextSlot = 0;
+  constructor(readonly kvm: Kvm, readonly fd: number) {}
+
+  static create(kvm: Kvm): Vm {
+    const fd = check(ioctlInt(kvm.fd, C.KVM_CREATE_VM, 0), 'KVM_CREATE_VM');
+    return new Vm(kvm, fd);
+  }
+
+  /** Map a host range into the guest at `gpa`. */
+  mapMemory(gpa: number, size: number, host: bigint, readonly: boolean): void {
+    const b = Buffer.alloc(32);
+    b.writeUInt32LE(this.nextSlot++, 0);
+    b.writeUInt32LE(readonly ? C.KVM_MEM_READONLY : 0, 4);
+    b.writeBigUInt64LE(BigInt(gpa), 8);
+    b.writeBigUInt64LE(BigInt(size), 16);
+    b.writeBigUInt64LE(host, 24);
+    check(ioctlPtr(this.fd, C.KVM_SET_USER_MEMORY_REGION, b), `KVM_SET_USER_MEMORY_REGION at 0x${gpa.toString(16)}`);
+  }
+
+  mapSegment(s: Segment): void {
+    this.mapMemory(s.gpa, s.size, s.host, s.readonly);
+  }
+
+  /** KVM's in-kernel interrupt controllers and PIT, as a PC has them. */
+  createIrqchip(): void {
+    // TSS and identity map must sit somewhere unused below 4 GiB (needed by VMX).
+    check(ioctlInt(this.fd, C.KVM_SET_TSS_ADDR, 0xfffbd000), 'KVM_SET_TSS_ADDR');
+    const idmap = Buffer.alloc(8);
+    idmap.writeBigUInt64LE(0xfffbc000n);
+    ioctlPtr(this.fd, C.KVM_SET_IDENTITY_MAP_ADDR, idmap);
+    check(ioctlInt(this.fd, C.KVM_CREATE_IRQCHIP, 0), 'KVM_CREATE_IRQCHIP');
+    const pit = Buffer.alloc(64);
+    pit.writeUInt32LE(1, 0); // KVM_PIT_SPEAKER_DUMMY
+    check(ioctlPtr(this.fd, C.KVM_CREATE_PIT2, pit), 'KVM_CREATE_PIT2');
+  }
+
+  enableCap(cap: number, args: bigint[] = []): number {
+    const b = Buffer.alloc(104);
+    b.writeUInt32LE(cap, 0);
+    args.forEach((a, i) => b.writeBigUInt64LE(a, 8 + i * 8));
+    return ioctlPtr(this.fd, C.KVM_ENABLE_CAP, b);
+  }
+}
+
+/** Interrupt injection on a VM fd; the buffers are per instance, so keep one per thread. */
+export class IrqInjector {
+  private readonly lineBuf = Buffer.alloc(8);
+  private readonly msiBuf = Buffer.alloc(32);
+  constructor(private readonly vmFd: number) {}
+
+  line(gsi: number, level: boolean): void {
+    this.lineBuf.writeUInt32LE(gsi, 0);
+    this.lineBuf.writeUInt32LE(level ? 1 : 0, 4);
+    check(ioctlPtr(this.vmFd, C.KVM_IRQ_LINE, this.lineBuf), `KVM_IRQ_LINE ${gsi}`);
+  }
+
+  pulse(gsi: number): void {
+    this.line(gsi, true);
+    this.line(gsi, false);
+  }
+
+  msi(address: bigint, data: number): void {
+    const b = this.msiBuf;
+    b.writeUInt32LE(Number(address & 0xffffffffn), 0);
+    b.writeUInt32LE(Number(address >> 32n), 4);
+    b.writeUInt32LE(data >>> 0, 8);
+    b.writeUInt32LE(0, 12);
+    ioctlPtr(this.vmFd, C.KVM_SIGNAL_MSI, b);
+  }
+}
