@@ -26,7 +26,7 @@ export class Vcpu {
   private readonly sregsBuf = Buffer.alloc(C.SREGS_SIZE);
 
   constructor(readonly id: number, readonly fd: number, runSize: number) {
-    const addr = mmap(0, runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) as bigint;
+    const addr = BigInt(mmap(0, runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
     if (addr === MAP_FAILED) throw new KvmError(`mmap of vCPU ${id} run page`, errno());
     const ab = koffi.view(addr, runSize);
     this.run = new DataView(ab);

@@ -36,7 +36,7 @@ export class Kvm {
 
 /** Allocate anonymous host memory for guest RAM; reserved only, not touched. */
 export function allocHost(size: number, wired: boolean): bigint {
-  const addr = mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) as bigint;
+  const addr = BigInt(mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
   if (addr === MAP_FAILED) throw new KvmError(`cannot reserve ${size} bytes of guest memory`, errno());
   madvise(addr, size, MADV_DONTFORK);
   madvise(addr, size, MADV_HUGEPAGE);

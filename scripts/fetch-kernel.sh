@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Fetch Debian's stock amd64 kernel with apt and lay it out for bhyve-ts:
+#   .cache/kernel/vmlinuz        the bzImage (64-bit boot protocol)
+#   .cache/kernel/vmlinux        the uncompressed ELF (PVH entry)
+#   .cache/kernel/modules/       the modules the initramfs loads, plus
+#   .cache/kernel/modules/load-order   one file name a line, dependencies first
+#   .cache/kernel/version        the package version
+# Idempotent: every step is skipped when its output is already there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="$ROOT/.cache/kernel"
+DEB_DIR="$OUT/deb"
+TREE="$OUT/tree"
+mkdir -p "$OUT" "$DEB_DIR"
+
+# Modules we want in the guest; their dependencies are found in modules.dep.
+# crc-t10dif and crc64-rocksoft look their algorithms up by alias at init
+# (a softdep modprobe would load these), so name the generic ones first.
+WANTED=(crct10dif_generic crc64_rocksoft_generic
+        virtio_pci virtio_blk virtio_net virtio-rng ahci sd_mod sr_mod)
+
+log() { echo "fetch-kernel: $*" >&2; }
+die() { echo "fetch-kernel: error: $*" >&2; exit 1; }
+
+apt_download() { # package -> downloads the .deb into $DEB_DIR
+  (cd "$DEB_DIR" && apt-get -q download -o APT::Sandbox::User=root "$1") && return 0
+  log "apt-get download $1 failed; running apt-get update and retrying"
+  apt-get update -qq || true
+  (cd "$DEB_DIR" && apt-get -q download -o APT::Sandbox::User=root "$1")
+}
+
+# 1. Which package: the image linux-image-amd64 depends on.
+if [[ -f "$OUT/package" ]]; then
+  PKG="$(cat "$OUT/package")"
+else
+  PKG="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')"
+  if [[ -z "$PKG" ]]; then
+    apt-get update -qq || true
+    PKG="$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
+  fi
+  [[ -n "$PKG" ]] || die "cannot find the linux-image-amd64 dependency with apt-cache"
+  echo "$PKG" > "$OUT/package"
+fi
+KREL="${PKG#linux-image-}"
+log "package $PKG (kernel release $KREL)"
+
+# 2. Download and unpack.
+DEB="$(ls "$DEB_DIR"/"${PKG}"_*.deb 2>/dev/null | head -n1 || true)"
+if [[ -z "$DEB" ]]; then
+  apt_download "$PKG"
+  DEB="$(ls "$DEB_DIR"/"${PKG}"_*.deb | head -n1)"
+fi
+dpkg-deb -f "$DEB" Version > "$OUT/version"
+if [[ ! -d "$TREE/lib/modules/$KREL" ]]; then
+  rm -rf "$TREE"
+  dpkg-deb -x "$DEB" "$TREE"
+fi
+
+# 3. The bzImage.
+if [[ ! -f "$OUT/vmlinuz" ]]; then
+  cp "$TREE/boot/vmlinuz-$KREL" "$OUT/vmlinuz.tmp"
+  mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+fi
+
+# 4. The ELF vmlinux from the bzImage payload (payload_offset/length in the
+#    setup header, relative to the protected-mode code after the setup sectors).
+u8()  { od -An -t u1 -j "$2" -N 1 "$1" | tr -d ' '; }
+u32() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
+if [[ ! -f "$OUT/vmlinux" ]]; then
+  Z="$OUT/vmlinuz"
+  [[ "$(dd if="$Z" bs=1 skip=514 count=4 status=none)" == "HdrS" ]] || die "$Z is not a bzImage"
+  SETUP_SECTS="$(u8 "$Z" 0x1f1)"; (( SETUP_SECTS == 0 )) && SETUP_SECTS=4
+  PM_START=$(( (SETUP_SECTS + 1) * 512 ))
+  POFF=$(( PM_START + $(u32 "$Z" 0x248) ))
+  PLEN="$(u32 "$Z" 0x24c)"
+  MAGIC="$(od -An -t x1 -j "$POFF" -N 6 "$Z" | tr -d ' \n')"
+  case "$MAGIC" in
+    1f8b*)         COMP=gzip;  DEC=(gzip -dc) ;;
+    fd377a585a00)  COMP=xz;    DEC=(xz -dc) ;;
+    28b52ffd*)     COMP=zstd;  DEC=(zstd -dcq) ;;
+    5d0000*)       COMP=lzma;  DEC=(xz -dc --format=lzma) ;;
+    02214c18*)     COMP=lz4;   DEC=(lz4 -dcq) ;;
+    *) die "unknown payload compression (magic $MAGIC at offset $POFF)" ;;
+  esac
+  log "payload: $COMP, $PLEN bytes at offset $POFF"
+  # The payload's compressed stream may carry a trailing size word; the
+  # decompressors stop at the end of the stream, so ignore trailing-garbage noise.
+  dd if="$Z" bs=4M iflag=skip_bytes,count_bytes skip="$POFF" count="$PLEN" status=none \
+    | "${DEC[@]}" > "$OUT/vmlinux.tmp" 2>/dev/null || [[ -s "$OUT/vmlinux.tmp" ]] \
+    || die "cannot decompress the $COMP payload"
+  [[ "$(od -An -c -N 4 "$OUT/vmlinux.tmp" | tr -d ' ')" == '177ELF' ]] || die "payload is not an ELF file"
+  echo "$COMP" > "$OUT/compression"
+  mv "$OUT/vmlinux.tmp" "$OUT/vmlinux"
+fi
+# The PVH entry note (Xen, XEN_ELFNOTE_PHYS32_ENTRY = 18) must be present.
+readelf -n "$OUT/vmlinux" | grep -qE 'Xen.*(0x00000012|PHYS32_ENTRY)' \
+  || die "$OUT/vmlinux has no PVH entry note (Xen note type 18)"
+
+# 5. Modules, with their dependencies, in load order. The package ships no
+#    modules.dep (depmod makes it at install time), so read each module's
+#    .modinfo "depends=" (and "softdep=pre:") strings and map names to files
+#    through modules.order.
+MODROOT="$TREE/lib/modules/$KREL"
+MODOUT="$OUT/modules"
+if [[ ! -f "$MODOUT/load-order" ]]; then
+  rm -rf "$MODOUT"; mkdir -p "$MODOUT"
+  declare -A SEEN=()
+  ORDER=()
+  path_of() { # module name (- and _ alike) -> path relative to $MODROOT, or empty
+    local n="${1//-/_}"
+    awk -v n="$n" '{ f=$1; sub(/.*\//, "", f); sub(/\.ko(\.[a-z]+)?$/, "", f); gsub(/-/, "_", f);
+      if (f == n) { print $1; exit } }' "$MODROOT/modules.order"
+  }
+  is_builtin() { grep -qE "/${1//[-_]/[-_]}\.ko$" "$MODROOT/modules.builtin"; }
+  modinfo_deps() { # path -> names this module needs loaded first
+    local f="$MODROOT/$1"
+    case "$f" in
+      *.xz) xz -dc "$f" ;; *.zst) zstd -dcq "$f" ;; *.gz) gzip -dc "$f" ;; *) cat "$f" ;;
+    esac | tr '\0' '\n' | awk '
+      /^depends=/ { sub(/^depends=/, ""); gsub(/,/, " "); print }
+      /^softdep=/ { sub(/^softdep=/, ""); if (match($0, /pre:[^:]*/)) {
+                      s = substr($0, RSTART + 4, RLENGTH - 4); sub(/ post$/, "", s); print s } }'
+  }
+  visit() { # name: dependencies first, then the module itself
+    local name="$1" rel dep
+    rel="$(path_of "$name")"
+    if [[ -z "$rel" ]]; then
+      is_builtin "$name" && return 0
+      return 1
+    fi
+    [[ -n "${SEEN[$rel]:-}" ]] && return 0
+    SEEN[$rel]=1
+    for dep in $(modinfo_deps "$rel"); do
+      visit "$dep" || log "note: $name wants $dep, which is neither a module nor built in (an alias?)"
+    done
+    ORDER+=("$rel")
+  }
+  for m in "${WANTED[@]}"; do visit "$m" || die "module $m not found in $MODROOT"; done
+  : > "$MODOUT/load-order.tmp"
+  for rel in "${ORDER[@]}"; do
+    base="$(basename "$rel")"
+    case "$base" in
+      *.ko.xz)  xz -dc "$MODROOT/$rel" > "$MODOUT/${base%.xz}"; base="${base%.xz}" ;;
+      *.ko.zst) zstd -dcq "$MODROOT/$rel" > "$MODOUT/${base%.zst}"; base="${base%.zst}" ;;
+      *.ko.gz)  gzip -dc "$MODROOT/$rel" > "$MODOUT/${base%.gz}"; base="${base%.gz}" ;;
+      *)        cp "$MODROOT/$rel" "$MODOUT/$base" ;;
+    esac
+    echo "$base" >> "$MODOUT/load-order.tmp"
+  done
+  mv "$MODOUT/load-order.tmp" "$MODOUT/load-order"
+fi
+
+log "version $(cat "$OUT/version"), compression $(cat "$OUT/compression")"
+log "vmlinuz $(stat -c %s "$OUT/vmlinuz") bytes, vmlinux $(stat -c %s "$OUT/vmlinux") bytes"
+log "modules: $(tr '\n' ' ' < "$MODOUT/load-order")"

@@ -1,0 +1,61 @@
+/** Entry point of a vCPU thread. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Vcpu } from '../kvm/vcpu.js';
+import { gettid, sched_setaffinity } from '../kvm/libc.js';
+import { Machine, type MachineInit } from './machine.js';
+import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
+import type { ExitStatus } from './context.js';
+
+export interface VcpuThreadData {
+  init: MachineInit;
+  id: number;
+  fd: number;
+  runSize: number;
+  ctl: SharedArrayBuffer;
+  cpuset: number[];
+  strictIo: boolean;
+  strictMsr: boolean;
+}
+
+export type WorkerMessage =
+  | { t: 'ready'; id: number }
+  | { t: 'exit'; status: ExitStatus; why?: string }
+  | { t: 'timer'; index: number }
+  | { t: 'error'; message: string };
+
+const data = workerData as VcpuThreadData;
+const ctl = new Int32Array(data.ctl);
+const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+
+function main(): void {
+  let stopped = false;
+  const exit = (status: ExitStatus, why?: string) => {
+    if (stopped) return;
+    stopped = true;
+    Atomics.store(ctl, CTL_STOP, 1);
+    post({ t: 'exit', status, why });
+  };
+  const machine = new Machine(data.init, 'vcpu', { exit, nudgeTimer: (index) => post({ t: 'timer', index }) });
+  const vcpu = new Vcpu(data.id, data.fd, data.runSize);
+  Atomics.store(ctl, CTL_BASE + data.id * CTL_STRIDE + CTL_TID, gettid());
+  if (data.cpuset.length) pin(data.cpuset);
+  post({ t: 'ready', id: data.id });
+  while (Atomics.load(ctl, CTL_GO) === 0 && Atomics.load(ctl, CTL_STOP) === 0) Atomics.wait(ctl, CTL_GO, 0, 100);
+  runLoop({
+    vcpu, arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl,
+    strictIo: data.strictIo, strictMsr: data.strictMsr,
+    resync: () => machine.resync(), exit,
+  });
+}
+
+function pin(cpus: number[]): void {
+  const mask = Buffer.alloc(128);
+  for (const c of cpus) mask[c >> 3] |= 1 << (c & 7);
+  if (sched_setaffinity(0, mask.length, mask) < 0) post({ t: 'error', message: `cannot pin vCPU ${data.id} to host CPUs ${cpus.join(',')}` });
+}
+
+try {
+  main();
+} catch (e) {
+  post({ t: 'error', message: `vCPU ${data.id}: ${(e as Error).message}` });
+}

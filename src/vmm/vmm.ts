@@ -1,0 +1,222 @@
+/**
+ * A virtual machine, driven from the main thread: creates the KVM VM, lays
+ * out memory, builds the devices, loads firmware or a kernel, starts one
+ * worker thread per vCPU, and turns the first stop request into bhyve's exit
+ * status. Also the library entry point (`VirtualMachine.create(config)`).
+ */
+import { Worker } from 'node:worker_threads';
+import { cpus as hostCpus, hostname } from 'node:os';
+import { ConfigError, ConfigTree, parseSize } from '../config/tree.js';
+import { validate } from '../config/schema.js';
+import * as C from '../kvm/constants.js';
+import { supportedCpuid, vcpuCpuid, encodeCpuid, type Topology } from '../kvm/cpuid.js';
+import { getpid, tgkill, SIGUSR2 } from '../kvm/libc.js';
+import { Kvm, Vm } from '../kvm/vm.js';
+import { Vcpu } from '../kvm/vcpu.js';
+import { buildLayout, loadBootrom, type Layout } from './layout.js';
+import { Machine, type MachineInit } from './machine.js';
+import { Arena } from './shared.js';
+import { ExitStatus } from './context.js';
+import { CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
+import type { VcpuThreadData, WorkerMessage } from './vcpu-worker.js';
+import { setupGuest } from './boot.js';
+
+export interface StopInfo { status: ExitStatus; why?: string }
+
+const KVM_CAP_X86_USER_SPACE_MSR = 188;
+const KVM_MSR_EXIT_REASON_UNKNOWN = 1n << 1n;
+const IDLE_CHECK_MS = 200;
+
+export class VirtualMachine {
+  readonly workers: Worker[] = [];
+  private readonly ctlSab = new SharedArrayBuffer(4 * (CTL_BASE + 64 * CTL_STRIDE));
+  private readonly ctl = new Int32Array(this.ctlSab);
+  private stopInfo?: StopInfo;
+  private resolveStop!: (s: StopInfo) => void;
+  readonly stopped: Promise<StopInfo> = new Promise((r) => (this.resolveStop = r));
+  private idleTimer?: NodeJS.Timeout;
+  private lastExits: number[] = [];
+
+  private constructor(
+    readonly config: ConfigTree,
+    readonly topology: Topology,
+    readonly vm: Vm,
+    readonly layout: Layout,
+    readonly machine: Machine,
+    readonly vcpus: Vcpu[],
+  ) {}
+
+  static create(config: ConfigTree): VirtualMachine {
+    validate(config);
+    const topology = resolveTopology(config);
+    const memSize = parseSize('memory.size', config.str('memory.size', '256M'), 2 ** 20);
+    const bootrom = config.get('lpc.bootrom');
+    const kernel = config.get('boot.kernel');
+    if (!bootrom && !kernel) throw new ConfigError('nothing to boot: give -l bootrom,FILE or -o boot.kernel=PATH');
+    if (bootrom && kernel) throw new ConfigError('give either -l bootrom or -o boot.kernel, not both');
+    if (!config.get('uuid') && !config.get('name')) throw new ConfigError('a VM name is required');
+
+    const kvm = new Kvm();
+    const maxVcpus = kvm.extension(C.KVM_CAP_MAX_VCPUS) || kvm.extension(C.KVM_CAP_NR_VCPUS);
+    if (topology.cpus > maxVcpus) throw new ConfigError(`cpus: ${topology.cpus} exceeds KVM's limit of ${maxVcpus}`);
+    const vm = Vm.create(kvm);
+    vm.createIrqchip();
+    vm.enableCap(KVM_CAP_X86_USER_SPACE_MSR, [KVM_MSR_EXIT_REASON_UNKNOWN]);
+    vm.enableCap(C.KVM_CAP_EXIT_ON_EMULATION_FAILURE, [1n]);
+
+    const layout = buildLayout(memSize, config.bool('memory.wired', false), bootrom);
+    for (const s of layout.segments) vm.mapSegment(s);
+
+    const init: MachineInit = {
+      config: config.entries(), arena: new Arena().sab, vmFd: vm.fd, segments: layout.segments,
+      ncpus: topology.cpus, lowmem: layout.lowmem, highmem: layout.highmem, resources: [],
+    };
+    let self: VirtualMachine | undefined;
+    const machine = new Machine(init, 'main', {
+      exit: (status, why) => self?.stop(status, why),
+      nudgeTimer: (i) => machine.timers.reschedule(i),
+    });
+    init.resources = [...machine.ctx.resources];
+    if (bootrom) loadBootrom(layout, bootrom, (gpa, d) => machine.ctx.mem.write(gpa, d));
+
+    const base = supportedCpuid(kvm.fd);
+    const runSize = kvm.runSize;
+    const vcpus: Vcpu[] = [];
+    for (let id = 0; id < topology.cpus; id++) {
+      const v = Vcpu.create(vm.fd, id, runSize);
+      const entries = vcpuCpuid(base, id, topology);
+      v.setCpuid(encodeCpuid(entries), entries.length);
+      vcpus.push(v);
+    }
+    setupGuest({ config, machine, layout, vcpus, topology, vmName: config.str('name', ''), host: hostname() });
+    self = new VirtualMachine(config, topology, vm, layout, machine, vcpus);
+    return self;
+  }
+
+  /** Start every vCPU thread; resolves `stopped` with the exit status. */
+  async start(): Promise<void> {
+    const init: MachineInit = {
+      config: this.config.entries(), arena: this.machine.arena.sab, vmFd: this.vm.fd,
+      segments: this.layout.segments, ncpus: this.topology.cpus, lowmem: this.layout.lowmem,
+      highmem: this.layout.highmem, resources: [...this.machine.ctx.resources],
+    };
+    const ready: Promise<void>[] = [];
+    for (const v of this.vcpus) {
+      const data: VcpuThreadData = {
+        init, id: v.id, fd: v.fd, runSize: v.runBytes.length, ctl: this.ctlSab,
+        cpuset: cpuset(this.config, v.id),
+        strictIo: this.config.bool('x86.strictio', false),
+        strictMsr: this.config.bool('x86.strictmsr', true),
+      };
+      const w = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: data });
+      this.workers.push(w);
+      ready.push(new Promise((resolve) => {
+        w.on('message', (m: WorkerMessage) => {
+          if (m.t === 'ready') resolve();
+          else if (m.t === 'exit') this.stop(m.status, m.why);
+          else if (m.t === 'timer') this.machine.timers.reschedule(m.index);
+          else if (m.t === 'error') this.stop(ExitStatus.Error, m.message);
+        });
+        w.on('error', (e) => this.stop(ExitStatus.Error, `vCPU ${v.id} thread: ${e.message}`));
+      }));
+    }
+    await Promise.race([Promise.all(ready), this.stopped]);
+    if (this.stopInfo) return;
+    this.machine.host('start');
+    Atomics.store(this.ctl, CTL_GO, 1);
+    Atomics.notify(this.ctl, CTL_GO);
+    this.idleTimer = setInterval(() => this.checkIdle(), IDLE_CHECK_MS);
+  }
+
+  /** Press the ACPI power button (what SIGTERM does). */
+  powerButton(): void {
+    this.machine.host('powerbutton');
+  }
+
+  /** Stop every vCPU; the first status wins. */
+  stop(status: ExitStatus, why?: string): void {
+    if (this.stopInfo) return;
+    this.stopInfo = { status, why };
+    Atomics.store(this.ctl, CTL_STOP, 1);
+    Atomics.notify(this.ctl, CTL_GO);
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.machine.timers.cancelAll();
+    this.kickAll();
+    this.resolveStop(this.stopInfo);
+  }
+
+  /** Make every vCPU leave KVM_RUN now and on its next entry. */
+  private kickAll(): void {
+    for (const v of this.vcpus) {
+      v.runBytes[C.RUN_IMMEDIATE_EXIT] = 1;
+      this.kick(v.id);
+    }
+  }
+
+  private kick(id: number): void {
+    const tid = Atomics.load(this.ctl, CTL_BASE + id * CTL_STRIDE + CTL_TID);
+    if (tid > 0) tgkill(getpid(), tid, SIGUSR2);
+  }
+
+  /** Status 2 (halt): every vCPU idle with interrupts off, or never started. */
+  private checkIdle(): void {
+    let allIdle = true;
+    let anyHalted = false;
+    for (const v of this.vcpus) {
+      const base = CTL_BASE + v.id * CTL_STRIDE;
+      const exits = Atomics.load(this.ctl, base + CTL_EXITS);
+      const quiet = exits === this.lastExits[v.id];
+      this.lastExits[v.id] = exits;
+      const idle = Atomics.load(this.ctl, base + CTL_IDLE);
+      if (!quiet) { Atomics.store(this.ctl, base + CTL_IDLE, 0); allIdle = false; continue; }
+      if (idle === 1) anyHalted = true;
+      else if (idle !== 2) allIdle = false;
+      this.kick(v.id);
+    }
+    if (allIdle && anyHalted) this.stop(ExitStatus.Halt, 'all vCPUs halted with interrupts disabled');
+  }
+}
+
+function resolveTopology(config: ConfigTree): Topology {
+  const given = (k: string) => config.get(k) !== undefined;
+  const sockets = config.int('sockets', 1, 1);
+  const cores = config.int('cores', 1, 1);
+  const threads = config.int('threads', 1, 1);
+  let cpus: number;
+  if (given('cpus')) {
+    cpus = config.int('cpus', 1, 1);
+    if (!given('sockets') && !given('cores') && !given('threads')) {
+      return check({ cpus, sockets: cpus, cores: 1, threads: 1 });
+    }
+    if (sockets * cores * threads !== cpus) {
+      throw new ConfigError(`cpus: ${cpus} does not match the topology ${sockets} sockets x ${cores} cores x ${threads} threads`);
+    }
+  } else {
+    cpus = sockets * cores * threads;
+  }
+  return check({ cpus, sockets, cores, threads });
+
+  function check(t: Topology): Topology {
+    const max = config.int('vmm.maxcpu', hostCpus().length, 1);
+    if (t.cpus > max) throw new ConfigError(`cpus: ${t.cpus} exceeds the limit of ${max} (the host's CPU count; raise with -o vmm.maxcpu=N)`);
+    if (t.cpus > 64) throw new ConfigError(`cpus: ${t.cpus} exceeds 64`);
+    return t;
+  }
+}
+
+function cpuset(config: ConfigTree, id: number): number[] {
+  const v = config.get(`vcpu.${id}.cpuset`);
+  if (!v) return [];
+  const n = hostCpus().length;
+  const out: number[] = [];
+  for (const part of v.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new ConfigError(`vcpu.${id}.cpuset: bad CPU list '${v}'`);
+    const lo = Number(m[1]), hi = m[2] === undefined ? lo : Number(m[2]);
+    for (let c = lo; c <= hi; c++) {
+      if (c >= n) throw new ConfigError(`vcpu.${id}.cpuset: host CPU ${c} does not exist (host has ${n})`);
+      out.push(c);
+    }
+  }
+  return out;
+}
