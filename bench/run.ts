@@ -1,0 +1,81 @@
+/**
+ * npm run bench: side-by-side figures, medians of several runs.
+ *  1. VM-exit round trip: a boot ROM guest doing N port writes, under bhyve-ts
+ *     and under a minimal C KVM loop (bench/exit-loop.c); the per-exit cost is
+ *     the time difference between N=HI and N=LO runs divided by HI-LO, so start-up
+ *     cost cancels out.
+ *  2. Launch -> first COM1 byte -> exit of a tiny guest: bhyve-ts against
+ *     qemu-system-x86_64 -M microvm when QEMU is installed.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const OUT = '.cache/bench';
+const LO = 2000, HI = 102000, RUNS = 5;
+const BHYVE = ['dist/src/cli/bhyve.js'];
+
+function sh(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed`);
+}
+
+function buildGuest(count: number): string {
+  const obj = join(OUT, `guest-${count}.o`), bin = join(OUT, `guest-${count}.bin`);
+  sh('gcc', ['-c', '-x', 'assembler-with-cpp', '-m32', `-DCOUNT=${count}`, 'bench/guest.S', '-o', obj]);
+  sh('objcopy', ['-O', 'binary', obj, bin]);
+  return bin;
+}
+
+interface Timing { total: number; firstByte: number }
+
+/** Run a command; time to the first stdout byte and to exit, in ms. */
+function timeRun(cmd: string, args: string[]): Promise<Timing> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    let first = 0;
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    p.stdout.on('data', () => { if (!first) first = Number(process.hrtime.bigint() - t0) / 1e6; });
+    p.on('error', reject);
+    p.on('exit', () => resolve({ total: Number(process.hrtime.bigint() - t0) / 1e6, firstByte: first }));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function medianOf(cmd: string, args: string[]): Promise<Timing> {
+  const ts: Timing[] = [];
+  for (let i = 0; i < RUNS; i++) ts.push(await timeRun(cmd, args));
+  return { total: median(ts.map((t) => t.total)), firstByte: median(ts.map((t) => t.firstByte)) };
+}
+
+function row(name: string, ours: number, ref: number, unit: string, refName: string): void {
+  console.log(`${name.padEnd(34)} bhyve-ts ${ours.toFixed(2).padStart(9)} ${unit}   ${refName} ${ref.toFixed(2).padStart(9)} ${unit}   ratio ${(ours / ref).toFixed(2)}x`);
+}
+
+async function main(): Promise<void> {
+  mkdirSync(OUT, { recursive: true });
+  sh('gcc', ['-O2', '-o', join(OUT, 'exit-loop'), 'bench/exit-loop.c']);
+  const lo = buildGuest(LO), hi = buildGuest(HI);
+  const ours = (rom: string) => medianOf('node', [...BHYVE, '-s', '0,hostbridge', '-s', '31,lpc', '-l', 'com1,stdio', '-l', `bootrom,${rom}`, 'bench']);
+  const ref = (rom: string) => medianOf(join(OUT, 'exit-loop'), [rom]);
+
+  console.log(`# VM-exit round trip (port write, ${HI - LO} exits, median of ${RUNS})`);
+  const [oLo, oHi, cLo, cHi] = [await ours(lo), await ours(hi), await ref(lo), await ref(hi)];
+  const perOurs = ((oHi.total - oLo.total) * 1000) / (HI - LO);
+  const perC = ((cHi.total - cLo.total) * 1000) / (HI - LO);
+  row('exit round trip', perOurs, perC, 'us', 'C loop');
+
+  console.log(`# launch -> first COM1 byte -> exit (tiny guest, median of ${RUNS})`);
+  const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).stdout?.toString().trim();
+  if (!qemu || !existsSync(qemu)) {
+    console.log(`bhyve-ts: first byte ${oLo.firstByte.toFixed(1)} ms, exit ${oLo.total.toFixed(1)} ms; qemu-system-x86_64 not installed: no reference (apt-get install qemu-system-x86)`);
+    return;
+  }
+  const q = await medianOf(qemu, ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256M', '-nodefaults', '-no-user-config',
+    '-display', 'none', '-serial', 'stdio', '-bios', lo, '-no-reboot']);
+  row('launch -> first COM1 byte', oLo.firstByte, q.firstByte, 'ms', 'QEMU microvm');
+  row('launch -> exit', oLo.total, q.total, 'ms', 'QEMU microvm');
+}
+
+main().catch((e) => { console.error(`bench: ${(e as Error).message}`); process.exit(1); });

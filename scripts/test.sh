@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# npm test: build, prepare guests and Debian's kernel, then run every test
+# (unit tests beside the code, end-to-end tests that boot guests on /dev/kvm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v iasl >/dev/null || need+=(acpica-tools)
+command -v cpio >/dev/null || need+=(cpio)
+command -v gcc >/dev/null || need+=(gcc)
+command -v make >/dev/null || need+=(make)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "test: installing ${need[*]}"
+  (apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null; }) || echo "test: could not install ${need[*]}"
+fi
+npm run -s build
+make -s -C tests/guests
+if [ -x scripts/fetch-kernel.sh ]; then bash scripts/fetch-kernel.sh || echo "test: WARNING: fetching Debian's kernel failed; the Linux tests will fail"; fi
+if [ ! -e /dev/kvm ]; then
+  echo "################################################################"
+  echo "# NO /dev/kvm ON THIS HOST: the KVM tests below will be skipped #"
+  echo "################################################################"
+fi
+mapfile -t files < <(find dist -name '*.test.js' | sort)
+exec node --test --test-concurrency=1 "${files[@]}"
