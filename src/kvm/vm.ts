@@ -11,6 +11,11 @@ import {
 } from './libc.js';
 import type { Segment } from './memory.js';
 
+const IRQCHIP_PIC_MASTER = 0, IRQCHIP_PIC_SLAVE = 1, IRQCHIP_IOAPIC = 2;
+const IOAPIC_PINS = 24;
+const ROUTING_IRQCHIP = 1;
+const ROUTING_ENTRY_SIZE = 48;
+
 export interface VmHandles {
   kvmFd: number;
   vmFd: number;
@@ -79,6 +84,30 @@ export class Vm {
     const pit = Buffer.alloc(64);
     pit.writeUInt32LE(1, 0); // KVM_PIT_SPEAKER_DUMMY
     check(ioctlPtr(this.fd, C.KVM_CREATE_PIT2, pit), 'KVM_CREATE_PIT2');
+  }
+
+  /**
+   * PC interrupt routing as QEMU sets it: ISA IRQs 0-15 on the PICs, GSIs
+   * 1-23 on the IOAPIC pin of the same number, and IRQ 0 (the PIT) on
+   * IOAPIC pin 2, which the MADT's interrupt source override announces.
+   */
+  setPcRouting(): void {
+    const routes: [gsi: number, chip: number, pin: number][] = [];
+    for (let i = 0; i < 16; i++) if (i !== 2) routes.push([i, i < 8 ? IRQCHIP_PIC_MASTER : IRQCHIP_PIC_SLAVE, i % 8]);
+    for (let i = 0; i < IOAPIC_PINS; i++) {
+      if (i === 0) routes.push([0, IRQCHIP_IOAPIC, 2]);
+      else if (i !== 2) routes.push([i, IRQCHIP_IOAPIC, i]);
+    }
+    const b = Buffer.alloc(8 + routes.length * ROUTING_ENTRY_SIZE);
+    b.writeUInt32LE(routes.length, 0);
+    routes.forEach(([gsi, chip, pin], n) => {
+      const o = 8 + n * ROUTING_ENTRY_SIZE;
+      b.writeUInt32LE(gsi, o);
+      b.writeUInt32LE(ROUTING_IRQCHIP, o + 4);
+      b.writeUInt32LE(chip, o + 16);
+      b.writeUInt32LE(pin, o + 20);
+    });
+    check(ioctlPtr(this.fd, C.KVM_SET_GSI_ROUTING, b), 'KVM_SET_GSI_ROUTING');
   }
 
   enableCap(cap: number, args: bigint[] = []): number {

@@ -61,6 +61,7 @@ export class VirtualMachine {
     if (topology.cpus > maxVcpus) throw new ConfigError(`cpus: ${topology.cpus} exceeds KVM's limit of ${maxVcpus}`);
     const vm = Vm.create(kvm);
     vm.createIrqchip();
+    vm.setPcRouting();
     vm.enableCap(KVM_CAP_X86_USER_SPACE_MSR, [KVM_MSR_EXIT_REASON_UNKNOWN]);
     vm.enableCap(C.KVM_CAP_EXIT_ON_EMULATION_FAILURE, [1n]);
 

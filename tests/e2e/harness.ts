@@ -1,0 +1,206 @@
+/**
+ * Shared pieces of the end-to-end tests: boot a test guest with the `bhyve`
+ * command line on /dev/kvm, bounded by a timeout, and collect what it wrote
+ * on COM1 (the VMM's stdout), its stderr and its exit status.
+ *
+ * Compiled to dist/tests/e2e/harness.js; the repository root is three levels up.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BHYVE = join(ROOT, 'dist/src/cli/bhyve.js');
+export const GUEST_DIR = join(ROOT, 'tests/guests');
+export const GUEST_OUT = join(GUEST_DIR, 'out');
+export const NO_KVM = 'NO /dev/kvm: KVM tests not run';
+
+/** Default bound on one VM run; PVM emulates every guest instruction, so be generous. */
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** bhyve(8) exit statuses. */
+export const Status = { Reset: 0, PowerOff: 1, Halt: 2, TripleFault: 3, Error: 4 } as const;
+
+function kvmUsable(): boolean {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const HAVE_KVM = kvmUsable();
+if (!HAVE_KVM) {
+  process.stderr.write(`\n*** ${NO_KVM} ***\n\n`);
+}
+
+/** The path of a built ROM guest (tests/guests/out/NAME.bin). */
+export function rom(name: string): string {
+  return join(GUEST_OUT, `${name}.bin`);
+}
+
+/** The path of another built guest artefact (e.g. pvh.elf). */
+export function guestFile(file: string): string {
+  return join(GUEST_OUT, file);
+}
+
+let guestsBuilt = false;
+
+/**
+ * Build the guests with make (quick when up to date). Test files run in
+ * parallel processes, so a lock directory keeps two makes apart.
+ */
+export function ensureGuests(): void {
+  if (guestsBuilt) return;
+  mkdirSync(GUEST_OUT, { recursive: true });
+  const lock = join(GUEST_OUT, '.make.lock');
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // A lock left by a killed run: break it once it is old.
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 120_000) rmdirSync(lock);
+      } catch {
+        /* gone already */
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+  try {
+    execFileSync('make', ['-s', '-C', GUEST_DIR], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } finally {
+    rmdirSync(lock);
+  }
+  guestsBuilt = true;
+}
+
+export interface RunResult {
+  /** Exit status, or null when killed by a signal. */
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** The non-empty lines of stdout, without carriage returns. */
+  lines: string[];
+  timedOut: boolean;
+  ms: number;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  /** Resolve early (and kill the VMM) once stdout contains this. */
+  until?: RegExp;
+  /** Extra environment variables for the VMM (e.g. TZ). */
+  env?: Record<string, string>;
+}
+
+/** Run the VMM with `args`; never rejects (a timeout kills it and sets `timedOut`). */
+export function runVmm(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const started = Date.now();
+  return new Promise((resolvePromise, reject) => {
+    if (!existsSync(BHYVE)) {
+      reject(new Error(`${BHYVE} is missing: run npm run build first`));
+      return;
+    }
+    const child = spawn(process.execPath, [BHYVE, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...(opts.env ?? {}) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout.setEncoding('latin1');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (s: string) => {
+      stdout += s;
+      if (opts.until && opts.until.test(stdout)) child.kill('SIGKILL');
+    });
+    child.stderr.on('data', (s: string) => {
+      stderr += s;
+    });
+    child.stdin.on('error', () => {
+      /* the VMM may exit before reading stdin */
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      const lines = stdout
+        .split('\n')
+        .map((l) => l.replace(/\r$/, ''))
+        .filter((l) => l.length > 0);
+      resolvePromise({ status, signal, stdout, stderr, lines, timedOut, ms: Date.now() - started });
+    });
+  });
+}
+
+/** Everything about a run, for assertion messages. */
+export function describe(r: RunResult): string {
+  return [
+    `status=${r.status} signal=${r.signal} timedOut=${r.timedOut} ms=${r.ms}`,
+    '--- stdout ---',
+    r.stdout,
+    '--- stderr ---',
+    r.stderr,
+  ].join('\n');
+}
+
+/** The usual machine: hostbridge, LPC with COM1 on stdio, a boot ROM. */
+export function romArgs(name: string, extra: string[] = [], slots: string[] = ['-s', '0,hostbridge', '-s', '31,lpc']): string[] {
+  return [...slots, '-l', 'com1,stdio', '-l', `bootrom,${rom(name)}`, ...extra, name.replace(/[^A-Za-z0-9]/g, '')];
+}
+
+/**
+ * Boot a ROM guest: builds the guests if needed; fails the test (with the
+ * whole output) if the VMM had to be killed.
+ */
+export async function boot(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  ensureGuests();
+  const r = await runVmm(args, opts);
+  if (r.timedOut && !opts.until) {
+    throw new Error(`the VMM did not finish within ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms\n${describe(r)}`);
+  }
+  return r;
+}
+
+/** Skip loudly when there is no usable /dev/kvm; returns true when skipped. */
+export function skipWithoutKvm(t: TestContext): boolean {
+  if (HAVE_KVM) return false;
+  t.skip(NO_KVM);
+  return true;
+}
+
+/** The first line matching `re`, or undefined. */
+export function findLine(r: RunResult, re: RegExp): RegExpMatchArray | undefined {
+  for (const line of r.lines) {
+    const m = line.match(re);
+    if (m) return m;
+  }
+  return undefined;
+}
+
+/** Every line matching `re`. */
+export function allLines(r: RunResult, re: RegExp): RegExpMatchArray[] {
+  const out: RegExpMatchArray[] = [];
+  for (const line of r.lines) {
+    const m = line.match(re);
+    if (m) out.push(m);
+  }
+  return out;
+}
