@@ -4,7 +4,7 @@
 #   .cache/kernel/vmlinux        the uncompressed ELF (PVH entry)
 #   .cache/kernel/modules/       the modules the initramfs loads, plus
 #   .cache/kernel/modules/load-order   one file name a line, dependencies first
-#   .cache/kernel/version        the package version
+#   .cache/kernel/version        the package version (built-from: package and version)
 # Idempotent: every step is skipped when its output is already there.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ DEB_DIR="$OUT/deb"
 TREE="$OUT/tree"
 mkdir -p "$OUT" "$DEB_DIR"
 
-# Modules we want in the guest; their dependencies are found in modules.dep.
+# Modules we want in the guest; their dependencies come from each module's .modinfo.
 # crc-t10dif and crc64-rocksoft look their algorithms up by alias at init
 # (a softdep modprobe would load these), so name the generic ones first.
 WANTED=(crct10dif_generic crc64_rocksoft_generic
@@ -23,39 +23,43 @@ WANTED=(crct10dif_generic crc64_rocksoft_generic
 log() { echo "fetch-kernel: $*" >&2; }
 die() { echo "fetch-kernel: error: $*" >&2; exit 1; }
 
-apt_download() { # package -> downloads the .deb into $DEB_DIR
-  (cd "$DEB_DIR" && apt-get -q download -o APT::Sandbox::User=root "$1") && return 0
-  log "apt-get download $1 failed; running apt-get update and retrying"
-  apt-get update -qq || true
-  (cd "$DEB_DIR" && apt-get -q download -o APT::Sandbox::User=root "$1")
+resolve_pkg() { # the image package linux-image-amd64 depends on
+  apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'
+}
+download() { # package -> its .deb in $DEB_DIR (quietly fails if apt cannot)
+  (cd "$DEB_DIR" && apt-get -q download -o APT::Sandbox::User=root "$1") && ls "$DEB_DIR"/"$1"_*.deb >/dev/null 2>&1
 }
 
-# 1. Which package: the image linux-image-amd64 depends on.
-if [[ -f "$OUT/package" ]]; then
-  PKG="$(cat "$OUT/package")"
-else
-  PKG="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')"
-  if [[ -z "$PKG" ]]; then
+# 1-2. Which package (kept in $OUT/package once downloaded), download, unpack.
+PKG="$(cat "$OUT/package" 2>/dev/null || true)"
+DEB="$( [[ -n "$PKG" ]] && ls "$DEB_DIR"/"${PKG}"_*.deb 2>/dev/null | head -n1 || true)"
+if [[ -z "$DEB" ]]; then
+  PKG="$(resolve_pkg)"
+  if [[ -z "$PKG" ]] || ! download "$PKG"; then
+    # Old or missing package lists: the mirror may have moved on to a new ABI.
+    log "apt cannot fetch ${PKG:-the kernel package}; running apt-get update"
     apt-get update -qq || true
-    PKG="$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')"
+    PKG="$(resolve_pkg)"
+    [[ -n "$PKG" ]] || die "cannot find the linux-image-amd64 dependency with apt-cache"
+    download "$PKG" || die "apt-get download $PKG failed"
   fi
-  [[ -n "$PKG" ]] || die "cannot find the linux-image-amd64 dependency with apt-cache"
+  DEB="$(ls "$DEB_DIR"/"${PKG}"_*.deb | head -n1)"
   echo "$PKG" > "$OUT/package"
 fi
 KREL="${PKG#linux-image-}"
 log "package $PKG (kernel release $KREL)"
-
-# 2. Download and unpack.
-DEB="$(ls "$DEB_DIR"/"${PKG}"_*.deb 2>/dev/null | head -n1 || true)"
-if [[ -z "$DEB" ]]; then
-  apt_download "$PKG"
-  DEB="$(ls "$DEB_DIR"/"${PKG}"_*.deb | head -n1)"
+VERSION="$PKG $(dpkg-deb -f "$DEB" Version)"
+if [[ "$(cat "$OUT/built-from" 2>/dev/null || true)" != "$VERSION" ]]; then
+  # A new package: drop what was made from the old one.
+  rm -rf "$TREE" "$OUT/vmlinuz" "$OUT/vmlinux" "$OUT/compression" "$OUT/modules"
+  find "$DEB_DIR" -name '*.deb' ! -name "$(basename "$DEB")" -delete
 fi
-dpkg-deb -f "$DEB" Version > "$OUT/version"
 if [[ ! -d "$TREE/lib/modules/$KREL" ]]; then
   rm -rf "$TREE"
   dpkg-deb -x "$DEB" "$TREE"
 fi
+echo "$VERSION" > "$OUT/built-from"
+dpkg-deb -f "$DEB" Version > "$OUT/version"
 
 # 3. The bzImage.
 if [[ ! -f "$OUT/vmlinuz" ]]; then
@@ -84,11 +88,13 @@ if [[ ! -f "$OUT/vmlinux" ]]; then
     *) die "unknown payload compression (magic $MAGIC at offset $POFF)" ;;
   esac
   log "payload: $COMP, $PLEN bytes at offset $POFF"
-  # The payload's compressed stream may carry a trailing size word; the
-  # decompressors stop at the end of the stream, so ignore trailing-garbage noise.
+  # The payload ends with the uncompressed size (u32), which the
+  # decompressors do not expect; they may complain, so check the size instead.
+  USIZE="$(u32 "$Z" $(( POFF + PLEN - 4 )))"
   dd if="$Z" bs=4M iflag=skip_bytes,count_bytes skip="$POFF" count="$PLEN" status=none \
-    | "${DEC[@]}" > "$OUT/vmlinux.tmp" 2>/dev/null || [[ -s "$OUT/vmlinux.tmp" ]] \
-    || die "cannot decompress the $COMP payload"
+    | "${DEC[@]}" > "$OUT/vmlinux.tmp" 2>/dev/null || true
+  [[ "$(stat -c %s "$OUT/vmlinux.tmp")" == "$USIZE" ]] \
+    || die "cannot decompress the $COMP payload (got $(stat -c %s "$OUT/vmlinux.tmp") bytes, expected $USIZE)"
   [[ "$(od -An -c -N 4 "$OUT/vmlinux.tmp" | tr -d ' ')" == '177ELF' ]] || die "payload is not an ELF file"
   echo "$COMP" > "$OUT/compression"
   mv "$OUT/vmlinux.tmp" "$OUT/vmlinux"

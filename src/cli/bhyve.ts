@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 /** bhyve(8): run a guest operating system inside a virtual machine. */
-import { parseArgs } from './options.js';
-import { VirtualMachine } from '../vmm/vmm.js';
-import { ExitStatus } from '../vmm/context.js';
-import '../devices/all.js';
+import { prewarmVcpuThreads } from '../vmm/vcpu-pool.js';
+
+// Start the first vCPU thread before loading the rest: its start-up overlaps ours.
+const wantsVm = !process.argv.slice(2).some((a) => a === '-h' || a === 'help' || a.includes('config.dump'));
+if (wantsVm && process.argv.length > 3) prewarmVcpuThreads(1);
+
+const [{ parseArgs }, { VirtualMachine }, { ExitStatus }] = await Promise.all([
+  import('./options.js'), import('../vmm/vmm.js'), import('../vmm/context.js'), import('../devices/all.js'),
+]);
 
 function fail(e: unknown): never {
   const err = e as Error;
@@ -14,7 +19,7 @@ function fail(e: unknown): never {
 }
 
 async function main(): Promise<void> {
-  let vm: VirtualMachine;
+  let vm: import('../vmm/vmm.js').VirtualMachine;
   try {
     const r = parseArgs(process.argv.slice(2));
     if (r.kind === 'help') {
@@ -30,7 +35,6 @@ async function main(): Promise<void> {
     fail(e);
   }
   process.on('SIGTERM', () => vm.powerButton());
-  process.on('SIGUSR2', () => {}); // used to kick vCPU threads out of KVM_RUN
   await vm.start();
   const { status, why } = await vm.stopped;
   if (why && status >= ExitStatus.TripleFault) process.stderr.write(`bhyve: ${why}\n`);

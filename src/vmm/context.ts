@@ -28,7 +28,7 @@ export interface HostTimer {
 }
 
 /** Why the VM stops; values are bhyve(8)'s exit statuses. */
-export const enum ExitStatus {
+export enum ExitStatus {
   Reset = 0,
   PowerOff = 1,
   Halt = 2,

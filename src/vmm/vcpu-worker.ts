@@ -1,5 +1,5 @@
 /** Entry point of a vCPU thread. */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { Vcpu } from '../kvm/vcpu.js';
 import { gettid, sched_setaffinity } from '../kvm/libc.js';
 import { Machine, type MachineInit } from './machine.js';
@@ -23,11 +23,10 @@ export type WorkerMessage =
   | { t: 'timer'; index: number }
   | { t: 'error'; message: string };
 
-const data = workerData as VcpuThreadData;
-const ctl = new Int32Array(data.ctl);
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 
-function main(): void {
+function main(data: VcpuThreadData): void {
+  const ctl = new Int32Array(data.ctl);
   let stopped = false;
   const exit = (status: ExitStatus, why?: string) => {
     if (stopped) return;
@@ -38,7 +37,7 @@ function main(): void {
   const machine = new Machine(data.init, 'vcpu', { exit, nudgeTimer: (index) => post({ t: 'timer', index }) });
   const vcpu = new Vcpu(data.id, data.fd, data.runSize);
   Atomics.store(ctl, CTL_BASE + data.id * CTL_STRIDE + CTL_TID, gettid());
-  if (data.cpuset.length) pin(data.cpuset);
+  if (data.cpuset.length) pin(data.id, data.cpuset);
   post({ t: 'ready', id: data.id });
   while (Atomics.load(ctl, CTL_GO) === 0 && Atomics.load(ctl, CTL_STOP) === 0) Atomics.wait(ctl, CTL_GO, 0, 100);
   runLoop({
@@ -48,14 +47,17 @@ function main(): void {
   });
 }
 
-function pin(cpus: number[]): void {
+function pin(id: number, cpus: number[]): void {
   const mask = Buffer.alloc(128);
   for (const c of cpus) mask[c >> 3] |= 1 << (c & 7);
-  if (sched_setaffinity(0, mask.length, mask) < 0) post({ t: 'error', message: `cannot pin vCPU ${data.id} to host CPUs ${cpus.join(',')}` });
+  if (sched_setaffinity(0, mask.length, mask) < 0) post({ t: 'error', message: `cannot pin vCPU ${id} to host CPUs ${cpus.join(',')}` });
 }
 
-try {
-  main();
-} catch (e) {
-  post({ t: 'error', message: `vCPU ${data.id}: ${(e as Error).message}` });
-}
+// The thread may start before its vCPU exists (see vcpu-pool.ts): wait for it.
+parentPort!.once('message', (data: VcpuThreadData) => {
+  try {
+    main(data);
+  } catch (e) {
+    post({ t: 'error', message: `vCPU ${data.id}: ${(e as Error).message}` });
+  }
+});

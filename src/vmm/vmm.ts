@@ -4,7 +4,8 @@
  * worker thread per vCPU, and turns the first stop request into bhyve's exit
  * status. Also the library entry point (`VirtualMachine.create(config)`).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { takeVcpuThread, releaseVcpuThreads } from './vcpu-pool.js';
 import { cpus as hostCpus, hostname } from 'node:os';
 import { ConfigError, ConfigTree, parseSize } from '../config/tree.js';
 import { validate } from '../config/schema.js';
@@ -96,6 +97,7 @@ export class VirtualMachine {
 
   /** Start every vCPU thread; resolves `stopped` with the exit status. */
   async start(): Promise<void> {
+    process.on('SIGUSR2', () => {}); // kicks vCPU threads out of KVM_RUN; must not kill us
     const init: MachineInit = {
       config: this.config.entries(), arena: this.machine.arena.sab, vmFd: this.vm.fd,
       segments: this.layout.segments, ncpus: this.topology.cpus, lowmem: this.layout.lowmem,
@@ -109,7 +111,8 @@ export class VirtualMachine {
         strictIo: this.config.bool('x86.strictio', false),
         strictMsr: this.config.bool('x86.strictmsr', true),
       };
-      const w = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: data });
+      const w = takeVcpuThread();
+      w.postMessage(data);
       this.workers.push(w);
       ready.push(new Promise((resolve) => {
         w.on('message', (m: WorkerMessage) => {
@@ -121,6 +124,7 @@ export class VirtualMachine {
         w.on('error', (e) => this.stop(ExitStatus.Error, `vCPU ${v.id} thread: ${e.message}`));
       }));
     }
+    releaseVcpuThreads();
     await Promise.race([Promise.all(ready), this.stopped]);
     if (this.stopInfo) return;
     this.machine.host('start');

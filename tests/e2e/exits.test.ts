@@ -35,6 +35,7 @@ test('exit strict: the error names the port and dumps the registers', async (t) 
   for (const reg of ['rax', 'rbx', 'rcx', 'rdx', 'rsp', 'rip']) {
     assert.match(r.stderr, new RegExp(`\\b${reg}\\b`, 'i'), `register dump shows ${reg}\n${describe(r)}`);
   }
+  assert.match(r.stderr, /\brdx\W+(0x)?0*1234\b/i, `the dump shows the guest's %dx = 0x1234\n${describe(r)}`);
 });
 
 test('exit strict: without -e the unemulated port reads as all ones and the guest continues', async (t) => {

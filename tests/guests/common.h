@@ -218,8 +218,8 @@
         .pushsection .rodata.gdt, "a"
         .balign 8
 gdt:    .quad 0
-        .quad 0x00CF9A000000FFFF
-        .quad 0x00CF92000000FFFF
+        .quad 0x00CF9B000000FFFF        /* accessed bit preset: the GDT is in ROM */
+        .quad 0x00CF93000000FFFF
 gdt_end:
         .balign 4
         .word 0

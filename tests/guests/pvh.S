@@ -1,5 +1,5 @@
 /*
- * pvh: a 32-bit ELF kernel entered through the PVH boot path (Xen ELF note
+ * pvh: a kernel entered through the PVH boot path (Xen ELF note
  * XEN_ELFNOTE_PHYS32_ENTRY): flat 32-bit protected mode, paging off,
  * %ebx = struct hvm_start_info. It prints
  *   PVH magic 336ec578 version V flags F modules N
@@ -11,6 +11,10 @@
  *   MADT lapics N ioapics M
  *   DONE
  * and powers off through PM1a_CNT.
+ *
+ * Built twice: out/pvh.elf is an ELF32 (i386) file; out/pvh64.elf
+ * (-DPVH_ELF64) holds the same 32-bit code in an ELF64 (x86-64) file with an
+ * 8-byte entry note, the shape of Linux's vmlinux.
  */
 #include "common.h"
 
@@ -58,10 +62,18 @@
         .section .note.Xen, "a"
         .balign 4
         .long 4                         /* namesz */
+#ifdef PVH_ELF64
+        .long 8                         /* descsz: a 64-bit pointer, as older Linux has it */
+#else
         .long 4                         /* descsz */
+#endif
         .long XEN_ELFNOTE_PHYS32_ENTRY
         .asciz "Xen"
+#ifdef PVH_ELF64
+        .quad pvh_start
+#else
         .long pvh_start
+#endif
         .balign 4
 
         .text

@@ -1,0 +1,29 @@
+/**
+ * vCPU threads, started as early as possible: a thread spends most of its
+ * start-up loading modules, which can overlap the main thread's own work
+ * (parsing, KVM set-up, firmware tables) when it is spawned first.
+ */
+import { Worker } from 'node:worker_threads';
+
+const WORKER_URL = new URL('./vcpu-worker.js', import.meta.url);
+const pool: Worker[] = [];
+
+/** Spawn `n` vCPU threads now; they load their code and wait for their vCPU. */
+export function prewarmVcpuThreads(n = 1): void {
+  for (let i = 0; i < n; i++) {
+    const w = new Worker(WORKER_URL);
+    w.unref();
+    pool.push(w);
+  }
+}
+
+export function takeVcpuThread(): Worker {
+  const w = pool.shift() ?? new Worker(WORKER_URL);
+  w.ref();
+  return w;
+}
+
+/** Threads spawned but never used (a run that stopped early) must not keep the process alive. */
+export function releaseVcpuThreads(): void {
+  for (const w of pool.splice(0)) void w.terminate();
+}
