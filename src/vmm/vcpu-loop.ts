@@ -56,7 +56,7 @@ export function runLoop(env: LoopEnv): void {
       const size = run.getUint8(C.RUN_IO_SIZE);
       const port = run.getUint16(C.RUN_IO_PORT, true);
       const count = run.getUint32(C.RUN_IO_COUNT, true);
-      let off = Number(run.getBigUint64(C.RUN_IO_DATA_OFFSET, true));
+      let off = run.getUint32(C.RUN_IO_DATA_OFFSET, true); // an offset into the run page: the high half is 0
       arena.lock();
       try {
         if (arena.generation !== generation) { generation = arena.generation; env.resync(); }

@@ -57,6 +57,10 @@ export class VirtualMachine {
     if (bootrom && kernel) throw new ConfigError('give either -l bootrom or -o boot.kernel, not both');
     if (!config.get('uuid') && !config.get('name')) throw new ConfigError('a VM name is required');
 
+    for (const key of config.node('vcpu')?.keys() ?? []) {
+      if (Number(key) >= topology.cpus) throw new ConfigError(`vcpu.${key}: the VM has only ${topology.cpus} vCPU(s)`);
+      cpuset(config, Number(key));
+    }
     const kvm = new Kvm();
     const maxVcpus = kvm.extension(C.KVM_CAP_MAX_VCPUS) || kvm.extension(C.KVM_CAP_NR_VCPUS);
     if (topology.cpus > maxVcpus) throw new ConfigError(`cpus: ${topology.cpus} exceeds KVM's limit of ${maxVcpus}`);
