@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** bhyve(8): run a guest operating system inside a virtual machine. */
-import { prewarmVcpuThreads } from '../vmm/vcpu-pool.js';
+import { prewarmVcpuThreads, vcpuThreadsSettled } from '../vmm/vcpu-pool.js';
 
 // Start the first vCPU thread before loading the rest: its start-up overlaps ours.
 const wantsVm = !process.argv.slice(2).some((a) => a === '-h' || a === 'help' || a.includes('config.dump'));
@@ -10,11 +10,12 @@ const [{ parseArgs }, { VirtualMachine }, { ExitStatus }] = await Promise.all([
   import('./options.js'), import('../vmm/vmm.js'), import('../vmm/context.js'), import('../devices/all.js'),
 ]);
 
-function fail(e: unknown): never {
+async function fail(e: unknown): Promise<never> {
   const err = e as Error;
   let msg = err?.message ?? String(e);
   if (process.env.BHYVE_DEBUG) msg = err?.stack ?? msg;
   process.stderr.write(`bhyve: ${msg}\n`);
+  await vcpuThreadsSettled();
   process.exit(ExitStatus.Error);
 }
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     const r = parseArgs(process.argv.slice(2));
     if (r.kind === 'help') {
       (r.status === 0 ? process.stdout : process.stderr).write(r.text);
+      await vcpuThreadsSettled();
       process.exit(r.status);
     }
     if (r.config.bool('config.dump', false)) {
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
     }
     vm = VirtualMachine.create(r.config);
   } catch (e) {
-    fail(e);
+    return fail(e);
   }
   process.on('SIGTERM', () => vm.powerButton());
   await vm.start();

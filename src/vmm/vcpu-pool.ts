@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 
 const WORKER_URL = new URL('./vcpu-worker.js', import.meta.url);
 const pool: Worker[] = [];
+const loaded: Promise<void>[] = [];
 
 /** Spawn `n` vCPU threads now; they load their code and wait for their vCPU. */
 export function prewarmVcpuThreads(n = 1): void {
@@ -14,6 +15,11 @@ export function prewarmVcpuThreads(n = 1): void {
     const w = new Worker(WORKER_URL);
     w.unref();
     pool.push(w);
+    loaded.push(new Promise((resolve) => {
+      w.once('message', () => resolve());
+      w.once('error', () => resolve());
+      w.once('exit', () => resolve());
+    }));
   }
 }
 
@@ -21,6 +27,15 @@ export function takeVcpuThread(): Worker {
   const w = pool.shift() ?? new Worker(WORKER_URL);
   w.ref();
   return w;
+}
+
+/**
+ * Resolves once every prewarmed thread has finished loading its code. Exiting
+ * the process while a thread is inside a native module's initialisation can
+ * abort it, so error paths wait for this first.
+ */
+export function vcpuThreadsSettled(): Promise<void> {
+  return Promise.all(loaded).then(() => undefined);
 }
 
 /** Threads spawned but never used (a run that stopped early) must not keep the process alive. */

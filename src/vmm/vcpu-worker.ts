@@ -18,6 +18,7 @@ export interface VcpuThreadData {
 }
 
 export type WorkerMessage =
+  | { t: 'loaded' }
   | { t: 'ready'; id: number }
   | { t: 'exit'; status: ExitStatus; why?: string }
   | { t: 'timer'; index: number }
@@ -53,7 +54,9 @@ function pin(id: number, cpus: number[]): void {
   if (sched_setaffinity(0, mask.length, mask) < 0) post({ t: 'error', message: `cannot pin vCPU ${id} to host CPUs ${cpus.join(',')}` });
 }
 
-// The thread may start before its vCPU exists (see vcpu-pool.ts): wait for it.
+// The thread may start before its vCPU exists (see vcpu-pool.ts): say it is
+// loaded, then wait for its vCPU.
+post({ t: 'loaded' });
 parentPort!.once('message', (data: VcpuThreadData) => {
   try {
     main(data);

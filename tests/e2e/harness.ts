@@ -96,8 +96,6 @@ export interface RunResult {
 
 export interface RunOptions {
   timeoutMs?: number;
-  /** Resolve early (and kill the VMM) once stdout contains this. */
-  until?: RegExp;
   /** Extra environment variables for the VMM (e.g. TZ). */
   env?: Record<string, string>;
 }
@@ -127,7 +125,6 @@ export function runVmm(args: string[], opts: RunOptions = {}): Promise<RunResult
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', (s: string) => {
       stdout += s;
-      if (opts.until && opts.until.test(stdout)) child.kill('SIGKILL');
     });
     child.stderr.on('data', (s: string) => {
       stderr += s;
@@ -173,7 +170,7 @@ export function romArgs(name: string, extra: string[] = [], slots: string[] = ['
 export async function boot(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   ensureGuests();
   const r = await runVmm(args, opts);
-  if (r.timedOut && !opts.until) {
+  if (r.timedOut) {
     throw new Error(`the VMM did not finish within ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms\n${describe(r)}`);
   }
   return r;
