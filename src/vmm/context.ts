@@ -36,6 +36,12 @@ export enum ExitStatus {
   Error = 4,
 }
 
+/** An eventfd doorbell: ring() from any thread; its handler runs on the I/O thread under the device lock. */
+export interface Doorbell {
+  readonly fd: number;
+  ring(): void;
+}
+
 export interface MachineContext {
   readonly role: Role;
   readonly arena: Arena;
@@ -51,6 +57,14 @@ export interface MachineContext {
   timer(name: string, fire: () => void): HostTimer;
   /** Stop the VM with a bhyve exit status. */
   exit(status: ExitStatus, why?: string): void;
+  /**
+   * Asynchronous I/O (see src/vmm/iothread.ts, to be written): a doorbell
+   * whose handler runs on the I/O thread, never on a vCPU or the main event
+   * loop. Create it in the constructor, on every thread, in the same order.
+   */
+  doorbell?(name: string, handler: () => void): Doorbell;
+  /** On the I/O thread, run `handler` under the device lock whenever `fd` is readable. */
+  watch?(name: string, fd: number, handler: () => void): void;
   /** Called on the main thread for host events; registered by name on every thread. */
   onHost(event: 'powerbutton' | 'start', fn: () => void): void;
 }
