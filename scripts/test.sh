@@ -14,7 +14,8 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
 fi
 npm run -s build
 make -s -C tests/guests
-if [ -x scripts/fetch-kernel.sh ]; then bash scripts/fetch-kernel.sh || echo "test: WARNING: fetching Debian's kernel failed; the Linux tests will fail"; fi
+bash scripts/fetch-kernel.sh || echo "test: WARNING: fetching Debian's kernel failed; the Linux tests will fail"
+bash scripts/build-initramfs.sh || echo "test: WARNING: building the initramfs failed; the Linux tests will fail"
 if [ ! -e /dev/kvm ]; then
   echo "################################################################"
   echo "# NO /dev/kvm ON THIS HOST: the KVM tests below will be skipped #"

@@ -19,6 +19,11 @@ export const getpid = libc.func('int getpid()');
 export const tgkill = libc.func('int tgkill(int tgid, int tid, int sig)');
 export const sched_setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, void *mask)');
 export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)');
+export const read = libc.func('long read(int fd, void *buf, size_t len)');
+export const write = libc.func('long write(int fd, const void *buf, size_t len)');
+export const epoll_create1 = libc.func('int epoll_create1(int flags)');
+export const epoll_ctl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)');
+export const epoll_wait = libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)');
 const strerrorFn = libc.func('const char *strerror(int errnum)');
 
 export const O_RDWR = 2;
@@ -28,6 +33,10 @@ export const MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_NO
 export const MAP_FAILED = 0xffffffffffffffffn;
 export const MADV_DONTNEED = 4, MADV_DONTFORK = 10, MADV_HUGEPAGE = 14;
 export const EINTR = 4, EAGAIN = 11;
+export const EFD_CLOEXEC = 0o2000000, EFD_NONBLOCK = 0o4000;
+export const EPOLL_CLOEXEC = 0o2000000, EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLLIN = 0x001;
+/** struct epoll_event is packed on x86-64: u32 events, u64 data. */
+export const EPOLL_EVENT_SIZE = 12;
 export const SIGUSR2 = 12;
 
 export function errno(): number {

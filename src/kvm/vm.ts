@@ -14,7 +14,17 @@ import type { Segment } from './memory.js';
 const IRQCHIP_PIC_MASTER = 0, IRQCHIP_PIC_SLAVE = 1, IRQCHIP_IOAPIC = 2;
 const IOAPIC_PINS = 24;
 const ROUTING_IRQCHIP = 1;
+const ROUTING_MSI = 2;
+const ROUTING_HEADER_SIZE = 8;
 const ROUTING_ENTRY_SIZE = 48;
+/** The first GSI free for MSI routes (the IOAPIC has pins 0-23). */
+export const FIRST_MSI_GSI = IOAPIC_PINS;
+/** KVM_MAX_IRQ_ROUTES on x86. */
+export const MAX_GSI = 4096;
+const IOEVENTFD_FLAG_DATAMATCH = 1, IOEVENTFD_FLAG_PIO = 2, IOEVENTFD_FLAG_DEASSIGN = 4;
+const IOEVENTFD_SIZE = 64;
+const IRQFD_FLAG_DEASSIGN = 1;
+const IRQFD_SIZE = 32;
 
 export interface VmHandles {
   kvmFd: number;
@@ -86,28 +96,9 @@ export class Vm {
     check(ioctlPtr(this.fd, C.KVM_CREATE_PIT2, pit), 'KVM_CREATE_PIT2');
   }
 
-  /**
-   * PC interrupt routing as QEMU sets it: ISA IRQs 0-15 on the PICs, GSIs
-   * 1-23 on the IOAPIC pin of the same number, and IRQ 0 (the PIT) on
-   * IOAPIC pin 2, which the MADT's interrupt source override announces.
-   */
+  /** PC interrupt routing only (see setGsiRouting); MSI routes are added later by whoever needs them. */
   setPcRouting(): void {
-    const routes: [gsi: number, chip: number, pin: number][] = [];
-    for (let i = 0; i < 16; i++) if (i !== 2) routes.push([i, i < 8 ? IRQCHIP_PIC_MASTER : IRQCHIP_PIC_SLAVE, i % 8]);
-    for (let i = 0; i < IOAPIC_PINS; i++) {
-      if (i === 0) routes.push([0, IRQCHIP_IOAPIC, 2]);
-      else if (i !== 2) routes.push([i, IRQCHIP_IOAPIC, i]);
-    }
-    const b = Buffer.alloc(8 + routes.length * ROUTING_ENTRY_SIZE);
-    b.writeUInt32LE(routes.length, 0);
-    routes.forEach(([gsi, chip, pin], n) => {
-      const o = 8 + n * ROUTING_ENTRY_SIZE;
-      b.writeUInt32LE(gsi, o);
-      b.writeUInt32LE(ROUTING_IRQCHIP, o + 4);
-      b.writeUInt32LE(chip, o + 16);
-      b.writeUInt32LE(pin, o + 20);
-    });
-    check(ioctlPtr(this.fd, C.KVM_SET_GSI_ROUTING, b), 'KVM_SET_GSI_ROUTING');
+    setGsiRouting(this.fd, []);
   }
 
   enableCap(cap: number, args: bigint[] = []): number {
@@ -143,4 +134,79 @@ export class IrqInjector {
     b.writeUInt32LE(0, 12);
     ioctlPtr(this.vmFd, C.KVM_SIGNAL_MSI, b);
   }
+}
+
+/** A GSI routed to an MSI message (KVM_IRQ_ROUTING_MSI). */
+export interface MsiRoute { gsi: number; address: bigint; data: number }
+
+/**
+ * Submit the VM's whole GSI routing table: KVM replaces the table on every
+ * KVM_SET_GSI_ROUTING, so the PC routes go in every time, followed by `msi`.
+ * PC routes as QEMU sets them: ISA IRQs 0-15 on the PICs, GSIs 1-23 on the
+ * IOAPIC pin of the same number, and IRQ 0 (the PIT) on IOAPIC pin 2, which
+ * the MADT's interrupt source override announces.
+ */
+export function setGsiRouting(vmFd: number, msi: readonly MsiRoute[]): void {
+  const pc: [gsi: number, chip: number, pin: number][] = [];
+  for (let i = 0; i < 16; i++) if (i !== 2) pc.push([i, i < 8 ? IRQCHIP_PIC_MASTER : IRQCHIP_PIC_SLAVE, i % 8]);
+  for (let i = 0; i < IOAPIC_PINS; i++) {
+    if (i === 0) pc.push([0, IRQCHIP_IOAPIC, 2]);
+    else if (i !== 2) pc.push([i, IRQCHIP_IOAPIC, i]);
+  }
+  const n = pc.length + msi.length;
+  const b = Buffer.alloc(ROUTING_HEADER_SIZE + n * ROUTING_ENTRY_SIZE);
+  b.writeUInt32LE(n, 0);
+  pc.forEach(([gsi, chip, pin], i) => {
+    const o = ROUTING_HEADER_SIZE + i * ROUTING_ENTRY_SIZE;
+    b.writeUInt32LE(gsi, o);
+    b.writeUInt32LE(ROUTING_IRQCHIP, o + 4);
+    b.writeUInt32LE(chip, o + 16);
+    b.writeUInt32LE(pin, o + 20);
+  });
+  msi.forEach((r, i) => {
+    if (r.gsi < FIRST_MSI_GSI || r.gsi >= MAX_GSI) throw new KvmError(`GSI ${r.gsi} cannot carry an MSI route`);
+    const o = ROUTING_HEADER_SIZE + (pc.length + i) * ROUTING_ENTRY_SIZE;
+    b.writeUInt32LE(r.gsi, o);
+    b.writeUInt32LE(ROUTING_MSI, o + 4);
+    b.writeUInt32LE(Number(r.address & 0xffffffffn), o + 16);
+    b.writeUInt32LE(Number((r.address >> 32n) & 0xffffffffn), o + 20);
+    b.writeUInt32LE(r.data >>> 0, o + 24);
+  });
+  check(ioctlPtr(vmFd, C.KVM_SET_GSI_ROUTING, b), 'KVM_SET_GSI_ROUTING');
+}
+
+/**
+ * Where a KVM ioeventfd listens: a guest write of `len` bytes (0: any length,
+ * MMIO only) to `addr` in port (`pio`) or memory space, optionally only when
+ * the value written equals `datamatch`.
+ */
+export interface IoEventSpec { pio: boolean; addr: number; len: 0 | 1 | 2 | 4 | 8; datamatch?: number }
+
+/**
+ * KVM_IOEVENTFD: make guest writes matching `spec` signal eventfd `fd` inside
+ * the kernel, without an exit to user space (or undo it with `deassign`).
+ * Returns 0 or the errno (EEXIST when another eventfd has the same match).
+ */
+export function ioeventfd(vmFd: number, fd: number, spec: IoEventSpec, deassign = false): number {
+  const b = Buffer.alloc(IOEVENTFD_SIZE);
+  let flags = spec.pio ? IOEVENTFD_FLAG_PIO : 0;
+  if (spec.datamatch !== undefined) {
+    flags |= IOEVENTFD_FLAG_DATAMATCH;
+    b.writeBigUInt64LE(BigInt(spec.datamatch >>> 0), 0);
+  }
+  if (deassign) flags |= IOEVENTFD_FLAG_DEASSIGN;
+  b.writeBigUInt64LE(BigInt(spec.addr), 8);
+  b.writeUInt32LE(spec.len, 16);
+  b.writeInt32LE(fd, 20);
+  b.writeUInt32LE(flags, 24);
+  return ioctlPtr(vmFd, C.KVM_IOEVENTFD, b) < 0 ? errno() : 0;
+}
+
+/** KVM_IRQFD: a write to eventfd `fd` injects GSI `gsi` (or undo it with `deassign`). Returns 0 or the errno. */
+export function irqfd(vmFd: number, fd: number, gsi: number, deassign = false): number {
+  const b = Buffer.alloc(IRQFD_SIZE);
+  b.writeUInt32LE(fd, 0);
+  b.writeUInt32LE(gsi, 4);
+  b.writeUInt32LE(deassign ? IRQFD_FLAG_DEASSIGN : 0, 8);
+  return ioctlPtr(vmFd, C.KVM_IRQFD, b) < 0 ? errno() : 0;
 }

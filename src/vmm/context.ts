@@ -7,8 +7,10 @@ import type { Arena } from './shared.js';
 import type { IoBus, MmioBus } from './bus.js';
 import type { ConfigTree } from '../config/tree.js';
 import type { GuestMemory } from '../kvm/memory.js';
+import type { IoEventSpec } from '../kvm/vm.js';
 
-export type Role = 'main' | 'vcpu';
+/** Which thread built this copy of the machine: the main thread, a vCPU thread, or the I/O thread. */
+export type Role = 'main' | 'vcpu' | 'io';
 
 /** Interrupt lines and messages into the guest; callable from any thread. */
 export interface Interrupts {
@@ -40,6 +42,26 @@ export enum ExitStatus {
 export interface Doorbell {
   readonly fd: number;
   ring(): void;
+  /**
+   * Let KVM ring it (KVM_IOEVENTFD): guest writes matching `spec` signal the
+   * doorbell inside the kernel, with no exit to user space. Replaces the
+   * previous binding; undefined removes it. Any thread, under the device lock
+   * (the binding lives in the arena). Returns false when KVM refused (another
+   * doorbell has the same match); the device then still sees the write on its
+   * bus and should ring() itself.
+   */
+  bind(spec: IoEventSpec | undefined): boolean;
+}
+
+/**
+ * An MSI raised through KVM_IRQFD: an eventfd bound to a GSI of its own whose
+ * route (address/data) is kept in the arena. Any thread, under the device lock.
+ */
+export interface IrqFd {
+  readonly gsi: number;
+  readonly fd: number;
+  /** Send the message: re-routes the GSI only when (address, data) changed, then signals the eventfd. */
+  msi(address: bigint, data: number): void;
 }
 
 export interface MachineContext {
@@ -58,13 +80,20 @@ export interface MachineContext {
   /** Stop the VM with a bhyve exit status. */
   exit(status: ExitStatus, why?: string): void;
   /**
-   * Asynchronous I/O (see src/vmm/iothread.ts, to be written): a doorbell
+   * Asynchronous I/O (see src/vmm/aio.ts and iothread.ts): a doorbell
    * whose handler runs on the I/O thread, never on a vCPU or the main event
    * loop. Create it in the constructor, on every thread, in the same order.
    */
   doorbell?(name: string, handler: () => void): Doorbell;
-  /** On the I/O thread, run `handler` under the device lock whenever `fd` is readable. */
+  /**
+   * On the I/O thread, run `handler` under the device lock whenever `fd` is
+   * readable (level-triggered: the handler must drain it). Call on every
+   * thread in the same order; `fd` is usually opened in prepare() and found in
+   * ctx.resources.
+   */
   watch?(name: string, fd: number, handler: () => void): void;
+  /** An MSI sender through irqfd (see IrqFd); create it in the constructor, on every thread, in the same order. */
+  irqfd?(name: string): IrqFd;
   /** Called on the main thread for host events; registered by name on every thread. */
   onHost(event: 'powerbutton' | 'start', fn: () => void): void;
 }
