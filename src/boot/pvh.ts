@@ -14,17 +14,13 @@ import { writeGdt } from './pagetables.js';
 const ELF_MAGIC = 0x464c457f; // "\x7fELF" little-endian
 const EI_CLASS = 4;
 const EI_DATA = 5;
+const ELFCLASS32 = 1;
 const ELFCLASS64 = 2;
 const ELFDATA2LSB = 1;
 const E_MACHINE = 0x12;
+const EM_386 = 3;
 const EM_X86_64 = 62;
-const E_PHOFF = 0x20;
-const E_SHOFF = 0x28;
-const E_PHENTSIZE = 0x36;
-const E_PHNUM = 0x38;
-const E_SHENTSIZE = 0x3a;
-const E_SHNUM = 0x3c;
-const EHDR_SIZE = 0x40;
+const EHDR_SIZE = 0x34; // the smaller (ELF32) header
 const PT_LOAD = 1;
 const PT_NOTE = 4;
 const SHT_NOTE = 7;
@@ -61,50 +57,65 @@ export function isElf(image: Uint8Array): boolean {
   return image.length >= 4 && dv(image).getUint32(0, true) === ELF_MAGIC;
 }
 
-/** Parse a 64-bit little-endian x86-64 ELF: its PT_LOADs and PVH entry. */
+/** Where the fields this loader reads sit, for ELF32 and ELF64. */
+interface ElfLayout {
+  phoff: number; shoff: number; phentsize: number; phnum: number; shentsize: number; shnum: number;
+  phMin: number; shMin: number; pOffset: number; pPaddr: number; pFilesz: number; pMemsz: number;
+  shOffset: number; shSize: number; machine: number; word: 4 | 8;
+}
+const ELF64: ElfLayout = {
+  phoff: 0x20, shoff: 0x28, phentsize: 0x36, phnum: 0x38, shentsize: 0x3a, shnum: 0x3c,
+  phMin: 56, shMin: 64, pOffset: 8, pPaddr: 24, pFilesz: 32, pMemsz: 40, shOffset: 24, shSize: 32, machine: EM_X86_64, word: 8,
+};
+const ELF32: ElfLayout = {
+  phoff: 0x1c, shoff: 0x20, phentsize: 0x2a, phnum: 0x2c, shentsize: 0x2e, shnum: 0x30,
+  phMin: 32, shMin: 40, pOffset: 4, pPaddr: 12, pFilesz: 16, pMemsz: 20, shOffset: 16, shSize: 20, machine: EM_386, word: 4,
+};
+
+/** Parse a little-endian x86 ELF (64-bit like vmlinux, or 32-bit): its PT_LOADs and PVH entry. */
 export function parseElf(path: string, image: Uint8Array): ElfImage {
   if (!isElf(image)) throw new LoaderError(`${path}: not an ELF file`);
   const v = dv(image);
-  if (image.length < EHDR_SIZE || image[EI_CLASS] !== ELFCLASS64 || image[EI_DATA] !== ELFDATA2LSB) {
-    throw new LoaderError(`${path}: not a 64-bit little-endian ELF`);
+  const L = image[EI_CLASS] === ELFCLASS64 ? ELF64 : image[EI_CLASS] === ELFCLASS32 ? ELF32 : undefined;
+  if (!L || image.length < EHDR_SIZE || image[EI_DATA] !== ELFDATA2LSB) {
+    throw new LoaderError(`${path}: not a little-endian ELF32 or ELF64 file`);
   }
-  if (v.getUint16(E_MACHINE, true) !== EM_X86_64) throw new LoaderError(`${path}: ELF is not for x86-64`);
-  const u64 = (o: number, what: string): number => {
+  if (v.getUint16(E_MACHINE, true) !== L.machine) throw new LoaderError(`${path}: ELF is not for ${L === ELF64 ? 'x86-64' : 'i386'}`);
+  const word = (o: number, what: string): number => {
+    if (L.word === 4) return v.getUint32(o, true);
     const x = v.getBigUint64(o, true);
     if (x > BigInt(Number.MAX_SAFE_INTEGER)) throw new LoaderError(`${path}: ELF ${what} ${x} is out of range`);
     return Number(x);
   };
-  const table = (off: number, entsize: number, num: number, what: string): number[] => {
+  const table = (off: number, entsize: number, num: number, min: number, what: string): number[] => {
     if (num === 0) return [];
-    if (entsize < (what === 'program' ? 56 : 64) || off + entsize * num > image.length) {
-      throw new LoaderError(`${path}: truncated ELF ${what} headers`);
-    }
+    if (entsize < min || off + entsize * num > image.length) throw new LoaderError(`${path}: truncated ELF ${what} headers`);
     return Array.from({ length: num }, (_, i) => off + i * entsize);
   };
-  const phs = table(u64(E_PHOFF, 'e_phoff'), v.getUint16(E_PHENTSIZE, true), v.getUint16(E_PHNUM, true), 'program');
+  const phs = table(word(L.phoff, 'e_phoff'), v.getUint16(L.phentsize, true), v.getUint16(L.phnum, true), L.phMin, 'program');
   const loads: ElfImage['loads'] = [];
   const notes: { offset: number; size: number }[] = [];
   for (const ph of phs) {
     const type = v.getUint32(ph, true);
-    const offset = u64(ph + 8, 'p_offset');
-    const filesz = u64(ph + 32, 'p_filesz');
     if (type !== PT_LOAD && type !== PT_NOTE) continue;
+    const offset = word(ph + L.pOffset, 'p_offset');
+    const filesz = word(ph + L.pFilesz, 'p_filesz');
     if (offset + filesz > image.length) throw new LoaderError(`${path}: ELF segment at ${hex(offset)} runs past the end of the file`);
     if (type === PT_LOAD) {
-      const memsz = u64(ph + 40, 'p_memsz');
+      const memsz = word(ph + L.pMemsz, 'p_memsz');
       if (memsz < filesz) throw new LoaderError(`${path}: ELF segment at ${hex(offset)} has p_memsz < p_filesz`);
-      loads.push({ paddr: u64(ph + 24, 'p_paddr'), offset, filesz, memsz });
+      loads.push({ paddr: word(ph + L.pPaddr, 'p_paddr'), offset, filesz, memsz });
     } else {
       notes.push({ offset, size: filesz });
     }
   }
   if (notes.length === 0) {
     // No PT_NOTE: look in the SHT_NOTE sections instead.
-    const shs = table(u64(E_SHOFF, 'e_shoff'), v.getUint16(E_SHENTSIZE, true), v.getUint16(E_SHNUM, true), 'section');
+    const shs = table(word(L.shoff, 'e_shoff'), v.getUint16(L.shentsize, true), v.getUint16(L.shnum, true), L.shMin, 'section');
     for (const sh of shs) {
       if (v.getUint32(sh + 4, true) !== SHT_NOTE) continue;
-      const offset = u64(sh + 24, 'sh_offset');
-      const size = u64(sh + 32, 'sh_size');
+      const offset = word(sh + L.shOffset, 'sh_offset');
+      const size = word(sh + L.shSize, 'sh_size');
       if (offset + size <= image.length) notes.push({ offset, size });
     }
   }
