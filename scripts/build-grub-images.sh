@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the GRUB test images with Debian's tools (grub-pc-bin, grub-common,
-# e2fsprogs, fdisk, xorriso), without loop devices or root file systems:
+# e2fsprogs, fdisk, xorriso), without loop devices or root file systems, and
+# make sure Debian's SeaBIOS (package seabios) is there to boot them:
 #   .cache/grub/disk.img   raw disk: MBR with GRUB's boot.img, core.img in the
 #                          gap after it, one ext2 partition (type 0x83) at 1 MiB
 #                          holding /boot/grub/grub.cfg and /hello.txt
@@ -24,10 +25,12 @@ log() { echo "build-grub-images: $*" >&2; }
 die() { echo "build-grub-images: error: $*" >&2; exit 1; }
 
 fresh() { [[ -s "$1" && "$1" -nt "$SELF" ]]; }
-if fresh "$OUT/disk.img" && fresh "$OUT/cd.iso" && fresh "$OUT/payload"; then exit 0; fi
+SEABIOS=/usr/share/seabios/bios-256k.bin
+if fresh "$OUT/disk.img" && fresh "$OUT/cd.iso" && fresh "$OUT/payload" && [[ -f "$SEABIOS" ]]; then exit 0; fi
 
 # 1. Tools, from Debian's packages.
 need=()
+[[ -f "$SEABIOS" ]] || need+=(seabios)
 [[ -f "$GRUBLIB/boot.img" && -f "$GRUBLIB/cdboot.img" ]] || need+=(grub-pc-bin)
 command -v grub-mkimage >/dev/null || need+=(grub-common)
 command -v xorriso >/dev/null || need+=(xorriso)
@@ -43,6 +46,7 @@ if ((${#need[@]})); then
     die "apt-get install ${need[*]} failed"
 fi
 
+if fresh "$OUT/disk.img" && fresh "$OUT/cd.iso" && fresh "$OUT/payload"; then exit 0; fi
 rm -rf "$WORK"
 mkdir -p "$WORK/tree/boot/grub" "$WORK/iso/boot/grub"
 

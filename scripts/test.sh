@@ -8,6 +8,8 @@ command -v iasl >/dev/null || need+=(acpica-tools)
 command -v cpio >/dev/null || need+=(cpio)
 command -v gcc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
+command -v xorriso >/dev/null || need+=(xorriso)
+command -v flock >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   echo "test: installing ${need[*]}"
   (apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null; }) || echo "test: could not install ${need[*]}"

@@ -24,8 +24,8 @@ export class BounceBuffer {
 
   private get mem(): Uint8Array {
     if (!this.buf) {
-      const p = mmap(0, BOUNCE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) as bigint;
-      if (p === MAP_FAILED) throw new Error('cannot allocate an O_DIRECT bounce buffer');
+      const p = BigInt(mmap(0, BOUNCE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) as number | bigint);
+      if (p === MAP_FAILED || p >= 2n ** 63n) throw new Error('cannot allocate an O_DIRECT bounce buffer');
       this.buf = new Uint8Array(koffi.view(p, BOUNCE_BYTES));
     }
     return this.buf;

@@ -137,3 +137,25 @@ test('nocache (O_DIRECT) handles unaligned buffers and ranges', (t) => {
   assert.equal(disk[8192 + 4096], 0x11);
   closeBlock(b);
 });
+
+test('readv/writev scatter and gather in order, also with O_DIRECT', () => {
+  for (const nocache of [false, true]) {
+    const p = tmpImage(64 * 1024, 0x01);
+    let b;
+    try { b = openBlock(p, { nocache }); } catch { continue; }
+    const parts = [new Uint8Array(512).fill(0xa1), new Uint8Array(1536).fill(0xa2), new Uint8Array(2048).fill(0xa3)];
+    b.writev(4096, parts);
+    const disk = fs.readFileSync(p);
+    assert.equal(disk[4096], 0xa1);
+    assert.equal(disk[4096 + 512], 0xa2);
+    assert.equal(disk[4096 + 2048], 0xa3);
+    assert.equal(disk[8192], 0x01);
+    const outs = [new Uint8Array(100), new Uint8Array(4000)];
+    b.readv(4096 + 412, outs);
+    assert.equal(outs[0][99], 0xa1);
+    assert.equal(outs[1][0], 0xa2);
+    assert.equal(outs[1][3999], 0x01, `nocache=${nocache}`);
+    assert.throws(() => b.readv(60 * 1024, [new Uint8Array(8192)]), BlockError);
+    closeBlock(b);
+  }
+});

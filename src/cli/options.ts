@@ -5,21 +5,23 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, ConfigTree } from '../config/tree.js';
 import { findPci, parseLegacyOptions, pciNames } from '../devices/registry.js';
+import { parseFwCfgArg } from '../devices/fwcfg/user.js';
 
 export const USAGE = `Usage: bhyve [-aehuwxACDHPSWY]
        [-c [[cpus=]numcpus][,sockets=n][,cores=n][,threads=n]]
-       [-k config_file] [-l lpc] [-m mem] [-o var=value]
-       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname
+       [-f [name=]name,(string|file)=value] [-k config_file] [-l lpc]
+       [-m mem] [-o var=value] [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname
        -A: create ACPI tables
        -a: local apic is in xAPIC mode (default)
        -C: include guest memory in core file
        -c: number of CPUs and/or topology specification
        -D: destroy on power-off
        -e: exit on unhandled I/O access
+       -f: fw_cfg file for the guest (with -l fwcfg=qemu)
        -H: vmexit from the guest on HLT
        -h: help
        -k: key=value flat config file
-       -l: LPC device configuration (com1,stdio | bootrom,FILE | help)
+       -l: LPC device configuration (com1,stdio | bootrom,FILE | fwcfg=qemu | help)
        -m: memory size (bare number: MiB; suffixes K M G T)
        -o: set config 'var' to 'value'
        -P: vmexit from the guest on pause
@@ -100,7 +102,7 @@ function applyFlag(config: ConfigTree, c: string): CliResult | undefined {
 function applyOption(config: ConfigTree, c: string, arg: string): CliResult | undefined {
   switch (c) {
     case 'c': parseTopology(config, arg); break;
-    case 'f': throw new ConfigError(`-f ${arg}: fw_cfg items are not supported yet`);
+    case 'f': parseFwCfgArg(config, arg); break;
     case 'g': case 'G': parseGdb(config, arg); break;
     case 'k': readConfigFile(config, arg); break;
     case 'K': config.set('keyboard.layout', arg); break;

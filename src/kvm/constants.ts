@@ -38,6 +38,24 @@ export const KVM_GET_MP_STATE = 0x8004ae98;
 export const KVM_SET_MP_STATE = 0x4004ae99;
 export const KVM_GET_VCPU_EVENTS = 0x8040ae9f;
 export const KVM_SET_VCPU_EVENTS = 0x4040aea0;
+export const KVM_GET_FPU = 0x81a0ae8c;
+export const KVM_SET_FPU = 0x41a0ae8d;
+export const KVM_GET_CPUID2 = 0xc008ae91;
+export const KVM_GET_XSAVE = 0x9000aea4;
+export const KVM_SET_XSAVE = 0x5000aea5;
+export const KVM_GET_XCRS = 0x8188aea6;
+export const KVM_SET_XCRS = 0x4188aea7;
+
+// struct kvm_vcpu_events (64 bytes)
+export const VCPU_EVENTS_SIZE = 64;
+export const EV_EXC_INJECTED = 0, EV_EXC_NR = 1, EV_EXC_HAS_ERROR = 2, EV_EXC_PENDING = 3, EV_EXC_ERROR = 4;
+export const EV_INT_INJECTED = 8, EV_INT_NR = 9, EV_INT_SOFT = 10, EV_INT_SHADOW = 11;
+export const EV_NMI_INJECTED = 12, EV_NMI_PENDING = 13, EV_NMI_MASKED = 14;
+export const EV_FLAGS = 20;
+// struct kvm_xsave (4096 bytes), struct kvm_xcrs (392 bytes), struct kvm_translation (24 bytes)
+export const XSAVE_SIZE = 4096;
+export const XCRS_SIZE = 392;
+export const TRANSLATION_SIZE = 24;
 
 // Capabilities
 export const KVM_CAP_IRQCHIP = 0;

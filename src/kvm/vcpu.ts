@@ -111,6 +111,73 @@ export class Vcpu {
     if (n !== msrs.length) throw new KvmError(`KVM_SET_MSRS set ${n} of ${msrs.length}`, n < 0 ? errno() : 0);
   }
 
+  /** KVM_GET_VCPU_EVENTS: the raw 64-byte struct kvm_vcpu_events. */
+  getEvents(): Buffer {
+    const b = Buffer.alloc(C.VCPU_EVENTS_SIZE);
+    check(ioctlPtr(this.fd, C.KVM_GET_VCPU_EVENTS, b), 'KVM_GET_VCPU_EVENTS');
+    return b;
+  }
+
+  /** KVM_SET_VCPU_EVENTS; pass a struct read by getEvents() and changed. */
+  setEvents(b: Buffer): void {
+    check(ioctlPtr(this.fd, C.KVM_SET_VCPU_EVENTS, b), 'KVM_SET_VCPU_EVENTS');
+  }
+
+  /** KVM_GET_XSAVE: the guest's FPU/SSE/AVX state in the standard XSAVE layout (4 KiB). */
+  getXsave(): Buffer {
+    const b = Buffer.alloc(C.XSAVE_SIZE);
+    check(ioctlPtr(this.fd, C.KVM_GET_XSAVE, b), 'KVM_GET_XSAVE');
+    return b;
+  }
+
+  setXsave(b: Buffer): void {
+    check(ioctlPtr(this.fd, C.KVM_SET_XSAVE, b), 'KVM_SET_XSAVE');
+  }
+
+  /** KVM_GET_XCRS: extended control registers (XCR0) by index. */
+  getXcrs(): Map<number, bigint> {
+    const b = Buffer.alloc(C.XCRS_SIZE);
+    check(ioctlPtr(this.fd, C.KVM_GET_XCRS, b), 'KVM_GET_XCRS');
+    const out = new Map<number, bigint>();
+    const n = Math.min(16, b.readUInt32LE(0));
+    for (let i = 0; i < n; i++) out.set(b.readUInt32LE(8 + i * 16), b.readBigUInt64LE(8 + i * 16 + 8));
+    return out;
+  }
+
+  /** KVM_GET_MSRS for the given indices; an MSR KVM does not know is absent from the result. */
+  getMsrs(indices: number[]): Map<number, bigint> {
+    const b = Buffer.alloc(8 + 16 * indices.length);
+    b.writeUInt32LE(indices.length, 0);
+    indices.forEach((idx, i) => b.writeUInt32LE(idx, 8 + i * 16));
+    const n = ioctlPtr(this.fd, C.KVM_GET_MSRS, b);
+    const out = new Map<number, bigint>();
+    for (let i = 0; i < n; i++) out.set(indices[i], b.readBigUInt64LE(8 + i * 16 + 8));
+    return out;
+  }
+
+  /** KVM_GET_CPUID2: the CPUID table this vCPU was given, as [function, index, eax, ebx, ecx, edx]. */
+  getCpuid(max = 256): number[][] {
+    const b = Buffer.alloc(8 + max * C.CPUID_ENTRY_SIZE);
+    b.writeUInt32LE(max, 0);
+    check(ioctlPtr(this.fd, C.KVM_GET_CPUID2, b), 'KVM_GET_CPUID2');
+    const n = b.readUInt32LE(0);
+    const out: number[][] = [];
+    for (let i = 0; i < n; i++) {
+      const o = 8 + i * C.CPUID_ENTRY_SIZE;
+      out.push([b.readUInt32LE(o), b.readUInt32LE(o + 4), b.readUInt32LE(o + 12), b.readUInt32LE(o + 16), b.readUInt32LE(o + 20), b.readUInt32LE(o + 24)]);
+    }
+    return out;
+  }
+
+  /** KVM_TRANSLATE: guest-virtual to guest-physical as KVM sees it, or undefined when not mapped. */
+  translate(linear: bigint): { gpa: bigint; writeable: boolean; user: boolean } | undefined {
+    const b = Buffer.alloc(C.TRANSLATION_SIZE);
+    b.writeBigUInt64LE(BigInt.asUintN(64, linear), 0);
+    check(ioctlPtr(this.fd, C.KVM_TRANSLATE, b), 'KVM_TRANSLATE');
+    if (b[16] === 0) return undefined;
+    return { gpa: b.readBigUInt64LE(8), writeable: b[17] !== 0, user: b[18] !== 0 };
+  }
+
   mpState(): number {
     const b = Buffer.alloc(4);
     check(ioctlPtr(this.fd, C.KVM_GET_MP_STATE, b), 'KVM_GET_MP_STATE');

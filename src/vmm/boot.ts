@@ -1,7 +1,9 @@
 /**
  * Before the first instruction: firmware tables (MP table, SMBIOS, ACPI
  * with -A) in guest memory, and the boot path: a boot ROM (vCPU 0 at the
- * reset vector, KVM's reset state) or Linux loaded directly.
+ * reset vector, KVM's reset state) or Linux loaded directly. With
+ * -l fwcfg=qemu the same platform's tables (ACPI always) are also offered
+ * through fw_cfg, where firmware such as SeaBIOS looks for them.
  */
 import type { ConfigTree } from '../config/tree.js';
 import type { Topology } from '../kvm/cpuid.js';
@@ -14,6 +16,7 @@ import { e820Map } from '../firmware/e820.js';
 import { defaultUuid } from '../firmware/smbios.js';
 import { LPC_UARTS } from '../devices/pci/lpc.js';
 import { applyBootEntry, loadLinux } from '../boot/linux.js';
+import { fwcfgEnabled, publishFwCfg } from '../devices/fwcfg/setup.js';
 
 export interface GuestSetup {
   config: ConfigTree; machine: Machine; layout: Layout; vcpus: Vcpu[]; topology: Topology; vmName: string; host: string;
@@ -29,7 +32,7 @@ export function platformOf(s: GuestSetup): Platform {
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
-  }).map((r) => ({ bus: r.bus, slot: r.slot, pin: r.pin, gsi: r.gsi }));
+  }).map((r) => ({ bus: r.bus, slot: r.slot, pin: r.pin - 1, gsi: r.gsi })); // the root numbers INTA-D 1-4, the tables 0-3
   const p = defaultPlatform({
     ncpus: s.topology.cpus,
     memSize: s.layout.lowmem + s.layout.highmem,
@@ -48,6 +51,7 @@ export function platformOf(s: GuestSetup): Platform {
 export function setupGuest(s: GuestSetup): void {
   const mem = s.machine.ctx.mem;
   const platform = platformOf(s);
+  if (fwcfgEnabled(s.config)) publishFwCfg(s.machine.ctx, platform);
   const area = buildBiosArea(platform, { acpi: s.config.bool('acpi_tables', false), mptable: s.config.bool('x86.mptable', true) });
   const alias = s.layout.romAlias;
   let rsdp = area.rsdpAddress;

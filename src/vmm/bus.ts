@@ -42,6 +42,15 @@ export class IoBus {
 
   claimed(port: number): boolean { return this.slots[port & 0xffff] !== undefined; }
 
+  /** The registration covering `port`: its device, first port and length. */
+  owner(port: number): { dev: BusDevice; base: number; len: number; name: string } | undefined {
+    const s = this.slots[port & 0xffff];
+    if (!s) return undefined;
+    let len = 0;
+    while (s.base + len < 0x10000 && this.slots[s.base + len] === s) len++;
+    return { dev: s.dev, base: s.base, len, name: s.name };
+  }
+
   /** Returns undefined when no device claims the port. */
   read(port: number, size: number): number | undefined {
     const s = this.slots[port];

@@ -38,19 +38,23 @@ export enum ExitStatus {
   Error = 4,
 }
 
+/** KVM_IOEVENTFD bindings per doorbell. */
+export const DOORBELL_SLOTS = 2;
+
 /** An eventfd doorbell: ring() from any thread; its handler runs on the I/O thread under the device lock. */
 export interface Doorbell {
   readonly fd: number;
   ring(): void;
   /**
    * Let KVM ring it (KVM_IOEVENTFD): guest writes matching `spec` signal the
-   * doorbell inside the kernel, with no exit to user space. Replaces the
-   * previous binding; undefined removes it. Any thread, under the device lock
-   * (the binding lives in the arena). Returns false when KVM refused (another
-   * doorbell has the same match); the device then still sees the write on its
-   * bus and should ring() itself.
+   * doorbell inside the kernel, with no exit to user space. A doorbell has
+   * DOORBELL_SLOTS bindings (e.g. a legacy port and a modern MMIO address);
+   * binding a slot replaces what it held, undefined clears it. Any thread,
+   * under the device lock (bindings live in the arena). Returns false when KVM
+   * refused (another eventfd has the same match): the device then still sees
+   * the write on its bus and should ring() itself.
    */
-  bind(spec: IoEventSpec | undefined): boolean;
+  bind(spec: IoEventSpec | undefined, slot?: number): boolean;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The device set every thread builds, in one fixed order: the platform
  * devices bhyve always has (RTC, ACPI PM block, HPET, reset paths), then the
- * PCI root with the configured slots.
+ * PCI root with the configured slots, then the optional ones: QEMU's fw_cfg
+ * (-l fwcfg=qemu) and the debug console port (-o lpc.debugcon=...).
  */
 import type { MachineContext } from './context.js';
 import { Rtc } from '../devices/rtc.js';
@@ -9,6 +10,9 @@ import { PowerManagement } from '../devices/pm.js';
 import { Hpet } from '../devices/hpet.js';
 import { ResetDevices, RESET_PORT } from '../devices/reset.js';
 import { PciRoot } from '../devices/pci/root.js';
+import { FwCfg } from '../devices/fwcfg/fwcfg.js';
+import { fwcfgEnabled } from '../devices/fwcfg/setup.js';
+import { DebugCon, DEBUGCON_KEY, prepareDebugCon } from '../devices/debugcon.js';
 import '../devices/all.js';
 
 export interface DeviceSet {
@@ -17,6 +21,8 @@ export interface DeviceSet {
   hpet: Hpet;
   reset: ResetDevices;
   pci: PciRoot;
+  fwcfg?: FwCfg;
+  debugcon?: DebugCon;
   resync(): void;
 }
 
@@ -33,5 +39,11 @@ export function buildDevices(ctx: MachineContext, mem: { lowmem: number; highmem
   const pci = new PciRoot(ctx, { highmem: mem.highmem });
   if (ctx.role === 'main') pci.prepare();
   pci.populate();
-  return { rtc, pm, hpet, reset, pci, resync: () => pci.resync() };
+  const fwcfg = fwcfgEnabled(ctx.config) ? new FwCfg(ctx) : undefined;
+  let debugcon: DebugCon | undefined;
+  if (ctx.config.has(DEBUGCON_KEY)) {
+    if (ctx.role === 'main') prepareDebugCon(ctx);
+    debugcon = new DebugCon(ctx);
+  }
+  return { rtc, pm, hpet, reset, pci, fwcfg, debugcon, resync: () => pci.resync() };
 }

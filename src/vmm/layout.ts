@@ -1,7 +1,19 @@
 /**
  * Guest physical memory layout, as bhyve: RAM from 0 up to the PCI hole at
- * 3 GiB, the rest from 4 GiB; the boot ROM ends at 4 GiB with its last
- * 128 KiB also seen below 1 MiB.
+ * 3 GiB, the rest from 4 GiB; the boot ROM ends at 4 GiB (read-only).
+ *
+ * Below 1 MiB a PC shows the BIOS image in the legacy BIOS area, whose
+ * 0xC0000-0xFFFFF part an i440FX/Q35 chipset can back with "shadow" RAM
+ * through its PAM registers. Here the ROM's last 256 KiB (all of it when
+ * smaller) are copied into RAM ending at 1 MiB when the ROM is loaded, and
+ * that RAM stays writable: the state such a chipset reaches once firmware has
+ * enabled shadowing and copied itself there (SeaBIOS does exactly that first,
+ * then writes its variables there and runs its init code from 0xC0000 up;
+ * bios-256k.bin needs the whole 256 KiB). Doing it up front keeps one RAM slot,
+ * with no PAM emulation and no run-time memslot changes; the pristine image
+ * stays at 4 GiB, and a reset ends the VM (bhyve semantics), so the copy is
+ * never stale. Processors also set accessed bits in descriptor tables in this
+ * area, which a read-only slot would turn into MMIO exits.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { GiB, HIGHMEM_BASE, KiB, LOWMEM_LIMIT, MiB, type Segment } from '../kvm/memory.js';
@@ -16,14 +28,15 @@ export class LayoutError extends Error {
 
 export const BOOTROM_MAX = 16 * MiB;
 export const BIOS_ALIAS_TOP = 1 * MiB;
-export const BIOS_ALIAS_MAX = 128 * KiB;
+/** The legacy BIOS area PAM shadowing covers: 0xC0000-0xFFFFF. */
+export const BIOS_ALIAS_MAX = 256 * KiB;
 export const PAGE = 4096;
 
 export interface Layout {
   lowmem: number;
   highmem: number;
   segments: Segment[];
-  /** Guest-physical range of the boot ROM alias below 1 MiB, if any. */
+  /** Guest-physical range below 1 MiB holding the RAM copy of the boot ROM's end ("shadow"), if any. */
   romAlias?: { gpa: number; size: number };
 }
 
@@ -46,26 +59,18 @@ export function buildLayout(memSize: number, wired: boolean, bootrom?: string): 
     if (size === 0 || size % PAGE) throw new LayoutError(`bootrom ${bootrom}: size ${size} is not a multiple of the page size`);
     if (size > BOOTROM_MAX) throw new LayoutError(`bootrom ${bootrom}: size ${size} exceeds ${BOOTROM_MAX}`);
     const host = allocHost(size, wired);
-    const rom: Segment = { name: 'bootrom', gpa: 4 * GiB - size, size, host, readonly: true, devmem: true };
-    segments.push(rom);
+    segments.push({ name: 'bootrom', gpa: 4 * GiB - size, size, host, readonly: true, devmem: true });
     const aliasSize = Math.min(size, BIOS_ALIAS_MAX);
     romAlias = { gpa: BIOS_ALIAS_TOP - aliasSize, size: aliasSize };
-    segments.push({ name: 'bootrom.alias', gpa: romAlias.gpa, size: aliasSize, host: host + BigInt(size - aliasSize), readonly: true, devmem: true });
-    // RAM around the alias: two slots over one allocation.
-    segments.push({ name: 'lowmem', gpa: 0, size: romAlias.gpa, host: ram, readonly: false, devmem: false });
-    if (lowmem > BIOS_ALIAS_TOP) {
-      segments.push({ name: 'lowmem.hi', gpa: BIOS_ALIAS_TOP, size: lowmem - BIOS_ALIAS_TOP, host: ram + BigInt(BIOS_ALIAS_TOP), readonly: false, devmem: false });
-    }
-  } else {
-    segments.push({ name: 'lowmem', gpa: 0, size: lowmem, host: ram, readonly: false, devmem: false });
   }
+  segments.push({ name: 'lowmem', gpa: 0, size: lowmem, host: ram, readonly: false, devmem: false });
   if (highmem > 0) {
     segments.push({ name: 'highmem', gpa: HIGHMEM_BASE, size: highmem, host: allocHost(highmem, wired), readonly: false, devmem: false });
   }
   return { lowmem, highmem, segments, romAlias };
 }
 
-/** Read the ROM file into its segment. */
+/** Read the ROM file into its segment, and its last bytes into the shadow RAM below 1 MiB. */
 export function loadBootrom(layout: Layout, path: string, write: (gpa: number, data: Uint8Array) => void): void {
   const rom = layout.segments.find((s) => s.name === 'bootrom');
   if (!rom) return;
@@ -75,5 +80,8 @@ export function loadBootrom(layout: Layout, path: string, write: (gpa: number, d
   } catch (e) {
     throw new LayoutError(`bootrom ${path}: ${(e as Error).message}`);
   }
+  if (data.length !== rom.size) throw new LayoutError(`bootrom ${path}: changed size while loading`);
   write(rom.gpa, data);
+  const alias = layout.romAlias;
+  if (alias) write(alias.gpa, data.subarray(data.length - alias.size));
 }

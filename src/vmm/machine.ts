@@ -1,7 +1,7 @@
 /**
  * One thread's view of the machine: its buses, its copy of the device
  * models (state in the shared arena), its timers and interrupt injector.
- * The main thread and every vCPU thread each build one, the same way.
+ * The main thread, every vCPU thread and the I/O thread each build one, the same way.
  */
 import { ConfigTree } from '../config/tree.js';
 import { GuestMemory, type Segment } from '../kvm/memory.js';
@@ -11,6 +11,7 @@ import type { ExitStatus, HostTimer, MachineContext, Role } from './context.js';
 import { Arena } from './shared.js';
 import { TimerTable } from './timers.js';
 import { buildDevices, type DeviceSet } from './devices.js';
+import { AsyncIo } from './aio.js';
 
 /** Everything a thread needs to rebuild the machine (structured-cloneable). */
 export interface MachineInit {
@@ -36,6 +37,8 @@ export class Machine {
   readonly arena: Arena;
   readonly timers: TimerTable;
   readonly devices: DeviceSet;
+  /** Doorbells, watched fds and irqfds; the I/O thread waits on `aio.sources`. */
+  readonly aio: AsyncIo;
   private readonly hostHandlers = new Map<string, (() => void)[]>();
 
   constructor(readonly init: MachineInit, readonly role: Role, hooks: ThreadHooks) {
@@ -46,6 +49,8 @@ export class Machine {
     const irq = new IrqInjector(init.vmFd);
     this.timers = new TimerTable(this.arena, role === 'main', hooks.nudgeTimer);
     const resources = new Map(init.resources);
+    const aio = new AsyncIo(this.arena, role, resources, init.vmFd);
+    this.aio = aio;
     const self = this;
     this.ctx = {
       role, arena: this.arena, config, io: this.io, mmio: this.mmio, mem, ncpus: init.ncpus, resources,
@@ -56,6 +61,9 @@ export class Machine {
       },
       timer(name: string, fire: () => void): HostTimer { return self.timers.create(name, fire); },
       exit: (status, why) => hooks.exit(status, why),
+      doorbell: (name, handler) => aio.doorbell(name, handler),
+      watch: (name, fd, handler) => aio.watch(name, fd, handler),
+      irqfd: (name) => aio.irqfd(name),
       onHost(event, fn) {
         if (role !== 'main') return;
         const l = self.hostHandlers.get(event) ?? [];

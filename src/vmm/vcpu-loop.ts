@@ -9,6 +9,9 @@ import type { Vcpu } from '../kvm/vcpu.js';
 import type { IoBus, MmioBus } from './bus.js';
 import type { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
+import type { GuestMemory } from '../kvm/memory.js';
+import { emulate, formatStats } from '../emulate/index.js';
+import { writeSync } from 'node:fs';
 
 /** Per-vCPU words in the shared control block (see vmm.ts). */
 export const CTL_STOP = 0; // global: non-zero once the VM is stopping
@@ -29,11 +32,21 @@ export interface LoopEnv {
   resync: () => void;
   /** Stop the VM with a status; returns after recording it. */
   exit: (status: ExitStatus, why: string) => void;
+  /** Guest memory, for the instruction emulator (src/emulate). */
+  mem?: GuestMemory;
 }
 
 const ONES = [0, 0xff, 0xffff, 0xffffff, 0xffffffff];
 
 export function runLoop(env: LoopEnv): void {
+  try {
+    loop(env);
+  } finally {
+    if (process.env.BHYVE_EMUL_STATS === '1') writeSync(2, formatStats(`vCPU ${env.vcpu.id}`));
+  }
+}
+
+function loop(env: LoopEnv): void {
   const { vcpu, arena, io, mmio, ctl } = env;
   const run = vcpu.run;
   const bytes = vcpu.runBytes;
@@ -147,13 +160,17 @@ function handleOther(env: LoopEnv, reason: number): boolean {
       const sub = run.getUint32(C.RUN_INTERNAL_SUBERROR, true);
       let what = `vCPU ${vcpu.id}: KVM internal error, suberror ${sub}`;
       if (sub === C.KVM_INTERNAL_ERROR_EMULATION) {
-        what = `vCPU ${vcpu.id}: instruction emulation failed`;
+        // KVM's emulator gave up: emulate the instruction (or deliver its exception) here, then resume.
         const ndata = run.getUint32(C.RUN_INTERNAL_NDATA, true);
         const flags = ndata > 0 ? run.getBigUint64(C.RUN_INTERNAL_DATA, true) : 0n;
-        if (flags & 1n) {
-          const n = Math.min(15, run.getUint8(C.RUN_EMUL_INSN_SIZE));
-          const insn = [...vcpu.runBytes.subarray(C.RUN_EMUL_INSN_BYTES, C.RUN_EMUL_INSN_BYTES + n)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-          what += ` (bytes: ${insn})`;
+        const n = flags & 1n ? Math.min(15, run.getUint8(C.RUN_EMUL_INSN_SIZE)) : 0;
+        const insn = vcpu.runBytes.slice(C.RUN_EMUL_INSN_BYTES, C.RUN_EMUL_INSN_BYTES + n);
+        if (!env.mem) {
+          what = `vCPU ${vcpu.id}: instruction emulation failed (bytes: ${[...insn].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`;
+        } else {
+          const out = emulate({ vcpu, mem: env.mem, mmio: lockedMmio(env) }, insn);
+          if (out.ok) return true;
+          what = `vCPU ${vcpu.id}: ${out.report}`;
         }
       }
       env.exit(ExitStatus.Error, `${what}\n${vcpu.dump()}`);
@@ -168,6 +185,20 @@ function handleOther(env: LoopEnv, reason: number): boolean {
       env.exit(ExitStatus.Error, `vCPU ${vcpu.id}: unhandled exit ${C.EXIT_NAMES[reason] ?? reason}\n${vcpu.dump()}`);
       return false;
   }
+}
+
+/** MMIO for the emulator's memory operands, under the device lock. */
+function lockedMmio(env: LoopEnv) {
+  return {
+    read: (gpa: number, size: number): number | undefined => {
+      env.arena.lock();
+      try { return env.mmio.read(gpa, size); } finally { env.arena.unlock(); }
+    },
+    write: (gpa: number, size: number, value: number): void => {
+      env.arena.lock();
+      try { env.mmio.write(gpa, size, value); } finally { env.arena.unlock(); }
+    },
+  };
 }
 
 /**

@@ -42,7 +42,7 @@ function main(data: VcpuThreadData): void {
   post({ t: 'ready', id: data.id });
   while (Atomics.load(ctl, CTL_GO) === 0 && Atomics.load(ctl, CTL_STOP) === 0) Atomics.wait(ctl, CTL_GO, 0, 100);
   runLoop({
-    vcpu, arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl,
+    vcpu, arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl, mem: machine.ctx.mem,
     strictIo: data.strictIo, strictMsr: data.strictMsr,
     resync: () => machine.resync(), exit,
   });

@@ -4,7 +4,7 @@
  * worker thread per vCPU, and turns the first stop request into bhyve's exit
  * status. Also the library entry point (`VirtualMachine.create(config)`).
  */
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { takeVcpuThread, releaseVcpuThreads } from './vcpu-pool.js';
 import { cpus as hostCpus, hostname } from 'node:os';
 import { ConfigError, ConfigTree, parseSize } from '../config/tree.js';
@@ -21,12 +21,15 @@ import { ExitStatus } from './context.js';
 import { CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
 import type { VcpuThreadData, WorkerMessage } from './vcpu-worker.js';
 import { setupGuest } from './boot.js';
+import type { IoThreadData } from './iothread.js';
+import { newEventFd, signalEventFd } from './aio.js';
 
 export interface StopInfo { status: ExitStatus; why?: string }
 
 const KVM_CAP_X86_USER_SPACE_MSR = 188;
 const KVM_MSR_EXIT_REASON_UNKNOWN = 1n << 1n;
 const IDLE_CHECK_MS = 200;
+const IOTHREAD_URL = new URL('./iothread.js', import.meta.url);
 
 export class VirtualMachine {
   readonly workers: Worker[] = [];
@@ -37,6 +40,8 @@ export class VirtualMachine {
   readonly stopped: Promise<StopInfo> = new Promise((r) => (this.resolveStop = r));
   private idleTimer?: NodeJS.Timeout;
   private lastExits: number[] = [];
+  /** The I/O thread's stop eventfd, when it runs. */
+  private ioStopFd = -1;
 
   private constructor(
     readonly config: ConfigTree,
@@ -129,12 +134,31 @@ export class VirtualMachine {
       }));
     }
     releaseVcpuThreads();
+    if (this.machine.aio.needed) this.startIoThread(init);
     await Promise.race([Promise.all(ready), this.stopped]);
     if (this.stopInfo) return;
     this.machine.host('start');
     Atomics.store(this.ctl, CTL_GO, 1);
     Atomics.notify(this.ctl, CTL_GO);
     this.idleTimer = setInterval(() => this.checkIdle(), IDLE_CHECK_MS);
+  }
+
+  /**
+   * The I/O thread, only when some device waits on an fd (tiny guests stay
+   * fast). Not waited for: doorbells rung before it listens stay signalled.
+   */
+  private startIoThread(init: MachineInit): void {
+    this.ioStopFd = newEventFd('I/O thread stop');
+    const data: IoThreadData = { init, stopFd: this.ioStopFd };
+    const w = new Worker(IOTHREAD_URL, { workerData: data });
+    w.unref();
+    this.workers.push(w);
+    w.on('message', (m: WorkerMessage) => {
+      if (m.t === 'exit') this.stop(m.status, m.why);
+      else if (m.t === 'timer') this.machine.timers.reschedule(m.index);
+      else if (m.t === 'error') this.stop(ExitStatus.Error, m.message);
+    });
+    w.on('error', (e) => this.stop(ExitStatus.Error, `I/O thread: ${e.message}`));
   }
 
   /** Press the ACPI power button (what SIGTERM does). */
@@ -151,6 +175,7 @@ export class VirtualMachine {
     if (this.idleTimer) clearInterval(this.idleTimer);
     this.machine.timers.cancelAll();
     this.kickAll();
+    if (this.ioStopFd >= 0) signalEventFd(this.ioStopFd);
     this.resolveStop(this.stopInfo);
   }
 

@@ -49,8 +49,10 @@ export class BarSet {
     let bar = this.bars[idx];
     const lower = this.bars[idx - 1];
     let reg = 0;
-    if (bar?.kind === 'io') reg = (val & ~(bar.size - 1) & 0xffff) | bar.lobits;
-    else if (bar) reg = (bar.size >= 2 ** 32 ? 0 : val & ~(bar.size - 1)) | bar.lobits;
+    // I/O BARs keep all 32 bits, as QEMU's (PCI also allows hardwiring the upper
+    // 16 to zero, as bhyve does, but SeaBIOS sizes them with 32-bit arithmetic);
+    // an address at or above 64 KiB does not decode.
+    if (bar) reg = (bar.size >= 2 ** 32 ? 0 : val & ~(bar.size - 1)) | bar.lobits;
     else if (lower?.kind === 'mem64') {
       bar = lower; // the high dword of a 64-bit BAR
       reg = lower.size > 2 ** 32 ? val & ~(lower.size / 2 ** 32 - 1) : val;
@@ -66,7 +68,7 @@ export class BarSet {
     const b = this.bars[idx];
     if (!b) return undefined;
     const reg = this.dv.getUint32(R.PCIR_BAR0 + 4 * idx, true);
-    if (b.kind === 'io') return reg & 0xfffc;
+    if (b.kind === 'io') return (reg & ~3) >>> 0;
     const lo = (reg & ~0xf) >>> 0;
     if (b.kind === 'mem32') return lo;
     const hi = this.dv.getUint32(R.PCIR_BAR0 + 4 * idx + 4, true);

@@ -111,7 +111,7 @@ export class PciFunction {
   addMsixCap(count: number, barIndex: number): void {
     if (!Number.isInteger(count) || count < 1 || count > MSIX_MAX_VECTORS) throw new DeviceError(`${this.name}: bad MSI-X vector count ${count}`);
     const cap = this.addCapability(R.CAPID_MSIX, MSIX_CAP_LEN, [[2, 2, R.MSIXCTRL_ENABLE | R.MSIXCTRL_FUNCTION_MASK]]);
-    const table = new MsixTable(this.ctx, count, this.primary, () => this.get16(cap + 2));
+    const table = new MsixTable(this.ctx, count, this.primary, () => this.get16(cap + 2), (v, a, d) => this.deliverMsi(v, a, d));
     this.msixTable = table;
     this.addBar(barIndex, { kind: 'mem32', size: table.barSize, device: table });
     this.set16(cap + 2, count - 1);
@@ -146,8 +146,17 @@ export class PciFunction {
     const n = 1 << Math.min(mmc, (ctrl & R.MSICTRL_MME_MASK) >> R.MSICTRL_MME_SHIFT);
     if (!Number.isInteger(vector) || vector < 0 || vector >= n) return false;
     const addr = (BigInt(this.get32(this.msiCap + 8)) << 32n) | BigInt(this.get32(this.msiCap + 4));
-    this.ctx.irq.msi(addr, (this.get16(this.msiCap + 12) & ~(n - 1)) | vector);
+    this.deliverMsi(vector, addr, (this.get16(this.msiCap + 12) & ~(n - 1)) | vector);
     return true;
+  }
+
+  /**
+   * Send message `vector` (an MSI-X entry or an MSI message number) once
+   * enabled and unmasked. Default: ctx.irq.msi; a function may override it to
+   * raise the message through an irqfd of its own.
+   */
+  protected deliverMsi(_vector: number, address: bigint, data: number): void {
+    this.ctx.irq.msi(address, data);
   }
 
   /** Drive the INTx line (level-triggered; shared lines are wired-OR at the root). */

@@ -34,6 +34,8 @@ export class MsixTable implements BusDevice {
     readonly count: number,
     primary: boolean,
     private readonly ctrl: () => number,
+    /** Sends a message; default ctx.irq.msi (a function may use an irqfd per vector instead). */
+    private readonly deliver?: (vector: number, address: bigint, data: number) => void,
   ) {
     this.table = ctx.arena.bytes(count * MSIX_ENTRY_SIZE);
     this.tv = new DataView(this.table.buffer, this.table.byteOffset, this.table.byteLength);
@@ -95,7 +97,9 @@ export class MsixTable implements BusDevice {
     const base = v * MSIX_ENTRY_SIZE;
     const lo = this.tv.getUint32(base + ENTRY_ADDR_LO, true);
     const hi = this.tv.getUint32(base + ENTRY_ADDR_HI, true);
-    this.ctx.irq.msi((BigInt(hi) << 32n) | BigInt(lo), this.tv.getUint32(base + ENTRY_DATA, true));
+    const address = (BigInt(hi) << 32n) | BigInt(lo), data = this.tv.getUint32(base + ENTRY_DATA, true);
+    if (this.deliver) this.deliver(v, address, data);
+    else this.ctx.irq.msi(address, data);
   }
 }
 

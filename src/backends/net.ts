@@ -1,0 +1,209 @@
+/**
+ * The network back-end: a Linux tap interface (bhyve's `tapN`, also
+ * `vmnetN`), opened once on the main thread through /dev/net/tun with
+ * IFF_TAP | IFF_NO_PI | IFF_VNET_HDR. The tap is created when missing
+ * (and disappears with the VMM) or attached to when it exists; its link is
+ * brought up. Frames carry the virtio-net header, so checksum and
+ * segmentation offloads pass through in both directions (TUNSETVNETHDRSZ,
+ * TUNSETOFFLOAD set from what the guest negotiated).
+ *
+ * Readiness: the tap fd sits in an epoll set of its own, and that epoll fd is
+ * what the device hands to ctx.watch. Pausing removes the tap from the set
+ * (the device has no receive buffers: the kernel queues and then drops, as
+ * bhyve's netbe_rx_disable does); resuming adds it back. The paused flag
+ * lives in the arena, so any thread may pause or resume.
+ *
+ * Frames move with readv/writev straight between the tap and guest memory
+ * views: no per-packet copy on the host side.
+ */
+import type { MachineContext } from '../vmm/context.js';
+import type { Arena } from '../vmm/shared.js';
+import {
+  close, epoll_create1, epoll_ctl, errno, ioctlInt, ioctlPtr, koffi, open, strerror,
+  EAGAIN, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN, EPOLL_EVENT_SIZE, O_CLOEXEC, O_RDWR,
+} from '../kvm/libc.js';
+
+export class NetError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'NetError';
+  }
+}
+
+const libc = koffi.load('libc.so.6');
+const readv = libc.func('long readv(int fd, void *iov, int iovcnt)');
+const writev = libc.func('long writev(int fd, void *iov, int iovcnt)');
+const socket = libc.func('int socket(int domain, int type, int protocol)');
+
+const TUN_PATH = '/dev/net/tun';
+const O_NONBLOCK = 0o4000;
+// <linux/if_tun.h>
+const TUNSETIFF = 0x400454ca;
+const TUNSETOFFLOAD = 0x400454d0;
+const TUNSETVNETHDRSZ = 0x400454d8;
+const IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000;
+export const TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_TSO_ECN = 0x08, TUN_F_UFO = 0x10;
+// <linux/sockios.h>, <net/if.h>
+const SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, SIOCGIFMTU = 0x8921;
+const IFF_UP = 0x1;
+const AF_INET = 2, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0o2000000;
+const IFREQ_SIZE = 40, IFNAMSIZ = 16, IFR_DATA = 16;
+/** Largest iovec count for readv/writev (UIO_MAXIOV). */
+export const IOV_MAX = 1024;
+const IOVEC_SIZE = 16;
+/** A frame the tap can hand over: a 64 KiB GSO packet, its Ethernet header and a VLAN tag. */
+export const MAX_FRAME = 65535 + 14 + 4;
+
+/** What the main thread leaves in ctx.resources (structured-cloneable). */
+export interface TapResource {
+  kind: 'tap';
+  ifname: string;
+  fd: number;
+  /** An epoll set holding only the tap fd: the fd the device watches. */
+  epfd: number;
+  mtu: number;
+}
+
+const resourceKey = (prefix: string): string => `${prefix}.net`;
+
+/** bhyve accepts `tap...` and `vmnet...` back-end names; Linux names are at most 15 bytes. */
+export function isTapName(name: string): boolean {
+  return /^(tap|vmnet)[A-Za-z0-9_.-]*$/.test(name) && name.length < IFNAMSIZ;
+}
+
+function ifreq(name: string): Buffer {
+  const b = Buffer.alloc(IFREQ_SIZE);
+  b.write(name, 0, IFNAMSIZ - 1, 'latin1');
+  return b;
+}
+
+/** Open (create or attach) tap `name` and bring it up. Throws NetError with one line naming the tap. */
+export function openTap(name: string): TapResource {
+  if (!isTapName(name)) throw new NetError(`'${name}' is not a tap interface name (tapN or vmnetN, at most 15 characters)`);
+  const fail = (what: string, e = errno()): NetError => new NetError(`tap ${name}: ${what} (${strerror(e)})`);
+  const fd = open(TUN_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC, 0) as number;
+  if (fd < 0) throw fail(`cannot open ${TUN_PATH}`);
+  let sock = -1, epfd = -1;
+  try {
+    const req = ifreq(name);
+    req.writeUInt16LE(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, IFR_DATA);
+    if (ioctlPtr(fd, TUNSETIFF, req) < 0) throw fail('cannot create or attach to the interface');
+    setVnetHdrSize(fd, 12, name);
+    setOffload(fd, 0, name);
+    sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0) as number;
+    if (sock < 0) throw fail('cannot open a socket to configure the interface');
+    const fl = ifreq(name);
+    if (ioctlPtr(sock, SIOCGIFFLAGS, fl) < 0) throw fail('cannot read the interface flags');
+    fl.writeUInt16LE(fl.readUInt16LE(IFR_DATA) | IFF_UP, IFR_DATA);
+    if (ioctlPtr(sock, SIOCSIFFLAGS, fl) < 0) throw fail('cannot bring the link up');
+    const m = ifreq(name);
+    const mtu = ioctlPtr(sock, SIOCGIFMTU, m) < 0 ? 1500 : m.readInt32LE(IFR_DATA);
+    epfd = epoll_create1(EPOLL_CLOEXEC) as number;
+    if (epfd < 0) throw fail('cannot create an epoll set');
+    if (epollAdd(epfd, fd) < 0) throw fail('cannot watch the tap');
+    return { kind: 'tap', ifname: name, fd, epfd, mtu };
+  } catch (e) {
+    close(fd);
+    if (epfd >= 0) close(epfd);
+    throw e;
+  } finally {
+    if (sock >= 0) close(sock);
+  }
+}
+
+function epollAdd(epfd: number, fd: number): number {
+  const ev = Buffer.alloc(EPOLL_EVENT_SIZE);
+  ev.writeUInt32LE(EPOLLIN, 0);
+  return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, ev) as number;
+}
+
+function setVnetHdrSize(fd: number, size: number, name: string): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(size, 0);
+  if (ioctlPtr(fd, TUNSETVNETHDRSZ, b) < 0) throw new NetError(`tap ${name}: cannot set the virtio-net header size (${strerror(errno())})`);
+}
+
+function setOffload(fd: number, flags: number, name: string): void {
+  if (ioctlInt(fd, TUNSETOFFLOAD, flags) < 0) throw new NetError(`tap ${name}: cannot set offloads 0x${flags.toString(16)} (${strerror(errno())})`);
+}
+
+/** Main thread, from a device's prepare(): open the tap and publish it for every thread. */
+export function prepareTap(ctx: MachineContext, prefix: string, name: string): TapResource {
+  const res = openTap(name);
+  ctx.resources.set(resourceKey(prefix), res);
+  return res;
+}
+
+export function tapResource(ctx: MachineContext, prefix: string): TapResource | undefined {
+  const r = ctx.resources.get(resourceKey(prefix)) as TapResource | undefined;
+  return r?.kind === 'tap' ? r : undefined;
+}
+
+/** The tap as one thread uses it: sends and receives guest buffers, pauses and resumes reception. */
+export class TapBackend {
+  private readonly st;
+  private iov = Buffer.alloc(64 * IOVEC_SIZE);
+  private scratch: Buffer | undefined;
+
+  constructor(arena: Arena, readonly res: TapResource) {
+    this.st = arena.struct({ paused: 'u8' });
+  }
+
+  get fd(): number { return this.res.fd; }
+  /** The fd to hand to ctx.watch: readable while a frame waits and reception is not paused. */
+  get watchFd(): number { return this.res.epfd; }
+  get paused(): boolean { return this.st.paused === 1; }
+
+  /** Header size and receive offloads (TUN_F_*) for what the guest negotiated. */
+  configure(hdrLen: number, offload: number): void {
+    setVnetHdrSize(this.res.fd, hdrLen, this.res.ifname);
+    setOffload(this.res.fd, offload, this.res.ifname);
+  }
+
+  /** Stop reporting readiness (no receive buffers). */
+  pause(): void {
+    if (this.st.paused) return;
+    epoll_ctl(this.res.epfd, EPOLL_CTL_DEL, this.res.fd, null);
+    this.st.paused = 1;
+  }
+
+  resume(): void {
+    if (!this.st.paused) return;
+    epollAdd(this.res.epfd, this.res.fd);
+    this.st.paused = 0;
+  }
+
+  /** Write one frame (virtio-net header first); returns the bytes written or -errno. */
+  send(bufs: readonly Uint8Array[]): number {
+    return this.io(writev, bufs);
+  }
+
+  /** Read one frame into `bufs`; returns its length (larger than the buffers when truncated), or -errno (-EAGAIN: none). */
+  recv(bufs: readonly Uint8Array[]): number {
+    return this.io(readv, bufs);
+  }
+
+  /** Read and drop every waiting frame (the driver is not ready); returns how many. */
+  discardAll(): number {
+    this.scratch ??= Buffer.alloc(MAX_FRAME + 12);
+    let n = 0;
+    while (this.recv([this.scratch]) >= 0) n++;
+    return n;
+  }
+
+  private io(fn: typeof readv, bufs: readonly Uint8Array[]): number {
+    const n = bufs.length;
+    if (n === 0 || n > IOV_MAX) return -22; // EINVAL
+    if (this.iov.length < n * IOVEC_SIZE) this.iov = Buffer.alloc(IOV_MAX * IOVEC_SIZE);
+    const iov = this.iov;
+    for (let i = 0; i < n; i++) {
+      const b = bufs[i];
+      iov.writeBigUInt64LE(b.length ? koffi.address(b) : 0n, i * IOVEC_SIZE);
+      iov.writeBigUInt64LE(BigInt(b.length), i * IOVEC_SIZE + 8);
+    }
+    const r = Number(fn(this.res.fd, iov, n));
+    return r < 0 ? -errno() : r;
+  }
+}
+
+export { EAGAIN };

@@ -1,0 +1,274 @@
+/**
+ * virtio-net, after bhyve's pci_virtio_net.c:
+ *   -s N,virtio-net,tapN[,mac=xx:xx:xx:xx:xx:xx][,mtu=N]
+ * over the tap back-end (src/backends/net.ts). Queue 0 receives, queue 1
+ * transmits; there is no control queue (as in bhyve).
+ *
+ * Frames keep their virtio-net header on the way through the tap
+ * (IFF_VNET_HDR), so the checksum and segmentation offloads the driver
+ * negotiates pass through: a 64 KiB TSO frame is one writev, a GSO frame from
+ * the host is one readv, straight between the tap and guest buffers.
+ *
+ * Transmit: on the doorbell (I/O thread), the chains are checked under the
+ * device lock (device-readable only, a header, a sane size, offloads that
+ * were negotiated) and written to the tap with the lock released. A bad chain
+ * is completed without sending anything.
+ *
+ * Receive: when the tap is readable (I/O thread, under the lock), enough
+ * receive chains are taken to hold the largest frame the driver may get
+ * (mergeable buffers: several chains, num_buffers in the header) and the
+ * frame is read into them. Chains taken but not filled are held for the next
+ * frame: they belong to the I/O thread, which alone receives, and are dropped
+ * when the device is reset or the queue moves. Without buffers, reception
+ * pauses (the tap queues, then drops) until the driver adds some.
+ */
+import { IOV_MAX, isTapName, MAX_FRAME, NetError, prepareTap, TapBackend, tapResource, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../../backends/net.js';
+import type { MachineContext } from '../../vmm/context.js';
+import { DeviceError, registerPci, type PciBdf } from '../registry.js';
+import { bit, F_VERSION_1, VIRTIO_DEV_NET, VIRTIO_ID_NET } from './constants.js';
+import { VirtioDevice } from './device.js';
+import { iovRead, iovWrite } from './iov.js';
+import * as N from './net-config.js';
+import type { Chain, Virtqueue } from './virtqueue.js';
+
+export const NET_QUEUE_SIZE = 256;
+export const RXQ = 0, TXQ = 1;
+/** Chains sent per unlocked stretch. */
+const TX_BATCH = 64;
+/** Frames received per readiness event (others wait for the next round of the I/O loop). */
+const RX_BUDGET = 256;
+/** Ethernet header and a VLAN tag on top of the MTU. */
+const ETH_OVERHEAD = 18;
+const CLASS_NETWORK = 0x02;
+const HOST_OFFLOADS = [N.F_CSUM, N.F_HOST_TSO4, N.F_HOST_TSO6, N.F_HOST_ECN, N.F_HOST_UFO];
+const GUEST_OFFLOADS = [N.F_GUEST_CSUM, N.F_GUEST_TSO4, N.F_GUEST_TSO6, N.F_GUEST_ECN, N.F_GUEST_UFO];
+
+export class VirtioNet extends VirtioDevice {
+  readonly mac: Uint8Array;
+  private readonly tap: TapBackend | undefined;
+  private readonly mtu: number;
+  private readonly nst;
+  /** Receive chains taken from the ring and not yet filled (I/O thread only), for the ring named by heldKey. */
+  private held: Chain[] = [];
+  private heldKey = '';
+
+  constructor(ctx: MachineContext, prefix: string, bdf: PciBdf) {
+    const res = tapResource(ctx, prefix);
+    const mtuKey = `${prefix}.mtu`;
+    const mtu = ctx.config.has(mtuKey) ? ctx.config.int(mtuKey, 1500, N.MIN_MTU, N.MAX_MTU) : undefined;
+    let features = bit(N.F_MAC) | bit(N.F_STATUS) | bit(N.F_MRG_RXBUF);
+    if (res) for (const f of [...HOST_OFFLOADS, ...GUEST_OFFLOADS]) features |= bit(f);
+    if (mtu !== undefined) features |= bit(N.F_MTU);
+    super(ctx, bdf, `virtio-net@${prefix}`, {
+      deviceType: VIRTIO_ID_NET, pciDevice: VIRTIO_DEV_NET, classCode: CLASS_NETWORK, subclass: 0,
+      queueSizes: [NET_QUEUE_SIZE, NET_QUEUE_SIZE], features, configSize: N.NET_CONFIG_SIZE,
+    });
+    this.mac = netMac(ctx, prefix, bdf);
+    this.mtu = Math.max(mtu ?? 0, res?.mtu ?? 1500);
+    this.nst = ctx.arena.struct({ txFrames: 'f64', txDropped: 'f64', rxFrames: 'f64', rxDropped: 'f64' });
+    if (res) {
+      if (!ctx.watch) throw new DeviceError(`${this.name}: this machine has no I/O thread support`);
+      this.tap = new TapBackend(ctx.arena, res);
+      ctx.watch(`${this.name}.tap`, this.tap.watchFd, () => this.receive());
+    }
+    if (ctx.role === 'main') {
+      const c = this.devcfgView;
+      this.devcfg.set(this.mac, N.C_MAC);
+      c.setUint16(N.C_STATUS, N.S_LINK_UP, true);
+      c.setUint16(N.C_MAX_PAIRS, 1, true);
+      c.setUint16(N.C_MTU, mtu ?? 1500, true);
+    }
+  }
+
+  /** Counters: frames sent to / received from the tap and frames dropped each way. */
+  get stats(): { txFrames: number; txDropped: number; rxFrames: number; rxDropped: number } {
+    const s = this.nst;
+    return { txFrames: s.txFrames, txDropped: s.txDropped, rxFrames: s.rxFrames, rxDropped: s.rxDropped };
+  }
+
+  /** Bytes of the per-frame header for what the driver negotiated. */
+  get hdrLen(): number {
+    return this.negotiated(N.F_MRG_RXBUF) || this.negotiated(F_VERSION_1) ? N.HDR_LEN : N.HDR_LEN_LEGACY;
+  }
+
+  protected override onDriverOk(): void {
+    if (!this.tap) return;
+    let off = 0;
+    if (this.negotiated(N.F_GUEST_CSUM)) {
+      off |= TUN_F_CSUM;
+      if (this.negotiated(N.F_GUEST_TSO4)) off |= TUN_F_TSO4;
+      if (this.negotiated(N.F_GUEST_TSO6)) off |= TUN_F_TSO6;
+      if (this.negotiated(N.F_GUEST_ECN) && off & (TUN_F_TSO4 | TUN_F_TSO6)) off |= TUN_F_TSO_ECN;
+      if (this.negotiated(N.F_GUEST_UFO)) off |= TUN_F_UFO;
+    }
+    try {
+      this.tap.configure(this.hdrLen, off);
+    } catch (e) {
+      this.needsReset((e as Error).message);
+    }
+    this.tap.resume();
+  }
+
+  /** While no driver is ready, frames from the tap are read and dropped (reception must not stay paused). */
+  protected override onReset(): void {
+    this.tap?.resume(); // undefined when the base constructor resets, before this class is built
+  }
+
+  protected onQueue(q: Virtqueue): void {
+    if (q.index === TXQ) this.transmit(q);
+    else if (q.index === RXQ) this.tap?.resume();
+  }
+
+  // ---- transmit -------------------------------------------------------------
+  private transmit(q: Virtqueue): void {
+    for (;;) {
+      q.notifications(false);
+      for (;;) {
+        const batch: Chain[] = [];
+        for (let c = q.pop(); c; c = batch.length < TX_BATCH ? q.pop() : undefined) batch.push(c);
+        if (batch.length === 0) break;
+        const good = batch.filter((c) => this.txOk(c));
+        this.nst.txDropped += batch.length - good.length;
+        const tap = this.tap;
+        let sent = 0;
+        if (tap && good.length > 0) {
+          const live = this.unlocked(() => { for (const c of good) if (tap.send(c.readable) >= 0) sent++; });
+          if (!live) return; // reset meanwhile: these chains are no longer ours to complete
+        }
+        this.nst.txFrames += sent;
+        this.nst.txDropped += good.length - sent;
+        for (const c of batch) q.push(c.head, 0);
+      }
+      q.notifications(true);
+      if (q.pending() === 0) break;
+    }
+    this.interrupt(q);
+  }
+
+  /** A chain the tap may be given: readable buffers only, a header, a frame size, offloads that were negotiated. */
+  private txOk(c: Chain): boolean {
+    const hdr = this.hdrLen;
+    if (c.error || c.writable.length > 0 || c.readable.length > IOV_MAX) return false;
+    if (c.readBytes < hdr + 14 || c.readBytes > hdr + MAX_FRAME) return false;
+    const first = c.readable[0];
+    const h = first.length >= 2 ? first : iovRead(c.readable, 0, 2);
+    const flags = h[N.HDR_FLAGS], gsoType = h[N.HDR_GSO_TYPE];
+    if (flags & N.HDR_F_NEEDS_CSUM && !this.negotiated(N.F_CSUM)) return false;
+    if (gsoType & N.GSO_ECN && !this.negotiated(N.F_HOST_ECN)) return false;
+    switch (gsoType & ~N.GSO_ECN) {
+      case N.GSO_NONE: return true;
+      case N.GSO_TCPV4: return this.negotiated(N.F_HOST_TSO4);
+      case N.GSO_TCPV6: return this.negotiated(N.F_HOST_TSO6);
+      case N.GSO_UDP: return this.negotiated(N.F_HOST_UFO);
+      default: return false;
+    }
+  }
+
+  // ---- receive --------------------------------------------------------------
+  private receive(): void {
+    const tap = this.tap!;
+    const q = this.queues[RXQ];
+    if (!this.driverOk || !q.ready) {
+      this.held = [];
+      this.nst.rxDropped += tap.discardAll();
+      return;
+    }
+    const key = `${this.epoch}:${q.addr('desc')}:${q.addr('avail')}:${q.size}`;
+    if (key !== this.heldKey) { this.held = []; this.heldKey = key; }
+    const hdr = this.hdrLen;
+    const mrg = this.negotiated(N.F_MRG_RXBUF);
+    const small = hdr + this.mtu + ETH_OVERHEAD;
+    const gso = [N.F_GUEST_TSO4, N.F_GUEST_TSO6, N.F_GUEST_UFO].some((f) => this.negotiated(f));
+    const need = mrg ? (gso ? hdr + MAX_FRAME : small) : 1;
+    let pushed = false;
+    q.notifications(false);
+    for (let budget = RX_BUDGET; budget > 0;) {
+      const t = this.take(q, mrg, need, hdr);
+      pushed ||= t.pushed;
+      if (t.bufs.length === 0 || (mrg && t.cap < Math.min(need, small))) {
+        // Starved: ask for a notification, and look once more before pausing.
+        q.notifications(true);
+        if (q.pending() > 0) { q.notifications(false); continue; }
+        tap.pause();
+        break;
+      }
+      const n = tap.recv(t.bufs);
+      if (n < 0) break; // -EAGAIN: nothing more waits
+      budget--;
+      if (n < hdr || n > t.cap) { this.nst.rxDropped++; continue; } // truncated: the chains stay held
+      this.deliver(q, n, hdr, mrg);
+      pushed = true;
+    }
+    if (pushed) this.interrupt(q);
+  }
+
+  /** Hold chains until they can take `need` bytes (mergeable) or one chain (not); bad chains go back empty. */
+  private take(q: Virtqueue, mrg: boolean, need: number, hdr: number): { bufs: Uint8Array[]; cap: number; pushed: boolean } {
+    let cap = 0, views = 0, pushed = false;
+    for (const c of this.held) { cap += c.writeBytes; views += c.writable.length; }
+    while (mrg ? cap < need : this.held.length === 0) {
+      const c = q.pop();
+      if (!c) break;
+      if (c.error || c.readable.length > 0 || c.writeBytes < (mrg ? 1 : hdr) || views + c.writable.length > IOV_MAX) {
+        q.push(c.head, 0);
+        this.nst.rxDropped++;
+        pushed = true;
+        continue;
+      }
+      this.held.push(c);
+      cap += c.writeBytes;
+      views += c.writable.length;
+    }
+    const use = mrg ? this.held : this.held.slice(0, 1);
+    return { bufs: use.flatMap((c) => c.writable), cap: mrg ? cap : (use[0]?.writeBytes ?? 0), pushed };
+  }
+
+  /** A frame of `n` bytes is in the held chains: fix its header and hand the chains it filled to the driver. */
+  private deliver(q: Virtqueue, n: number, hdr: number, mrg: boolean): void {
+    const used: [Chain, number][] = [];
+    for (let left = n, i = 0; left > 0 && i < this.held.length; i++) {
+      const k = Math.min(left, this.held[i].writeBytes);
+      used.push([this.held[i], k]);
+      left -= k;
+      if (!mrg) break;
+    }
+    const head = used.flatMap(([c]) => c.writable);
+    if (hdr === N.HDR_LEN) iovWrite(head, N.HDR_NUM_BUFFERS, Uint8Array.of(used.length & 0xff, used.length >> 8));
+    // The tap may flag DATA_VALID; a driver without GUEST_CSUM must see no flags.
+    if (!this.negotiated(N.F_GUEST_CSUM)) iovWrite(head, N.HDR_FLAGS, Uint8Array.of(0));
+    this.held.splice(0, used.length);
+    for (const [c, k] of used) q.push(c.head, k);
+    this.nst.rxFrames++;
+  }
+}
+
+/** The MAC from `mac=`, or bhyve's derived one. */
+function netMac(ctx: MachineContext, prefix: string, bdf: PciBdf): Uint8Array {
+  const v = ctx.config.get(`${prefix}.mac`);
+  if (v === undefined) return N.generateMac(bdf.slot, bdf.func, ctx.config.get('name') ?? '');
+  const mac = N.parseMac(v);
+  if (!mac) throw new DeviceError(`virtio-net at ${prefix}: bad MAC address '${v}' (expected xx:xx:xx:xx:xx:xx, unicast, not all zero)`);
+  return mac;
+}
+
+registerPci({
+  name: 'virtio-net',
+  options: { ...N.NET_OPTION_KEYS },
+  legacyConfig: N.netLegacyConfig,
+  prepare(ctx, prefix, bdf) {
+    netMac(ctx, prefix, bdf);
+    const mtuKey = `${prefix}.mtu`;
+    if (ctx.config.has(mtuKey)) ctx.config.int(mtuKey, 1500, N.MIN_MTU, N.MAX_MTU);
+    const backend = ctx.config.get(`${prefix}.backend`);
+    if (backend === undefined) return; // bhyve allows an unconnected interface
+    if (!/^(tap|vmnet)/.test(backend)) throw new DeviceError(`virtio-net at ${prefix}: unknown network back-end '${backend}' (expected tapN or vmnetN)`);
+    if (!isTapName(backend)) throw new DeviceError(`virtio-net at ${prefix}: bad tap name '${backend}'`);
+    try {
+      prepareTap(ctx, prefix, backend);
+    } catch (e) {
+      if (e instanceof NetError) throw new DeviceError(`virtio-net at ${prefix}: ${e.message}`, { cause: e });
+      throw e;
+    }
+  },
+  create: (ctx, prefix, bdf) => new VirtioNet(ctx, prefix, bdf),
+});
