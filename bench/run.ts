@@ -57,8 +57,40 @@ function row(name: string, ours: number, ref: number, unit: string, refName: str
   console.log(`${name.padEnd(34)} bhyve-ts ${ours.toFixed(2).padStart(9)} ${unit}   ${refName} ${ref.toFixed(2).padStart(9)} ${unit}   ratio ${(ours / ref).toFixed(2)}x`);
 }
 
+/** `npm run bench [core] [blk] [net] [grub]`: all sections when none is named. */
+const SECTIONS = process.argv.slice(2);
+const want = (s: string) => SECTIONS.length === 0 || SECTIONS.includes(s);
+
 async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
+  if (want('core')) await benchCore();
+  if (want('blk')) {
+    const { benchVirtioBlk } = await import('./vblk.js');
+    console.log('# virtio-blk throughput, queue depth 8 (bench/vblk.S on both sides)');
+    for (const f of await benchVirtioBlk(8, () => {})) {
+      if (f.qemu !== undefined) row(`virtio-blk ${f.phase}`, f.ours, f.qemu, f.unit, 'QEMU');
+      else console.log(`virtio-blk ${f.phase}: ${f.ours.toFixed(2)} ${f.unit} (no QEMU)`);
+    }
+  }
+  if (want('net')) {
+    const { benchVirtioNet } = await import('./vnet.js');
+    console.log('# virtio-net transfer throughput (tap, bench guest on both sides)');
+    for (const f of await benchVirtioNet(() => {})) {
+      if (f.qemu !== undefined) row(`virtio-net ${f.name}`, f.ours, f.qemu, f.unit, 'QEMU');
+      else console.log(`virtio-net ${f.name}: ${f.ours.toFixed(2)} ${f.unit} (no QEMU)`);
+    }
+  }
+  if (want('grub')) {
+    const { benchSeabiosGrub } = await import('./seabios-grub.js');
+    console.log('# SeaBIOS -> GRUB -> file on COM1, per disk model (seconds)');
+    for (const r of await benchSeabiosGrub({ runs: 3, pinCpu: PIN_CPU })) {
+      if (r.qemu) row(`SeaBIOS->GRUB file ${r.device}`, r.bhyve.toFile / 1000, r.qemu.toFile / 1000, 's', 'QEMU');
+      else console.log(`SeaBIOS->GRUB file ${r.device}: ${(r.bhyve.toFile / 1000).toFixed(1)} s (no QEMU)`);
+    }
+  }
+}
+
+async function benchCore(): Promise<void> {
   sh('gcc', ['-O2', '-o', join(OUT, 'exit-loop'), 'bench/exit-loop.c']);
   const lo = buildGuest(LO), hi = buildGuest(HI);
   const oursArgs = (rom: string) => [...BHYVE, '-p', `0:${PIN_CPU}`, '-s', '0,hostbridge', '-s', '31,lpc', '-l', 'com1,stdio', '-l', `bootrom,${rom}`, 'bench'];
@@ -88,4 +120,4 @@ async function main(): Promise<void> {
   row('launch -> exit', oLo.total, q.total, 'ms', 'QEMU microvm');
 }
 
-main().catch((e) => { console.error(`bench: ${(e as Error).message}`); process.exit(1); });
+void main().catch((e) => { console.error(`bench: ${(e as Error).message}`); process.exit(1); });

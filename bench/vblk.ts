@@ -2,8 +2,9 @@
  * virtio-blk throughput, bhyve-ts against QEMU running the same guest
  * (bench/vblk.S): sequential write and read in 128 KiB requests over a
  * 256 MiB raw image, then 4 KiB random reads and writes, QD requests in
- * flight, MSI-X, ioeventfd/irqfd on both sides. Phases are timed from the
- * guest's COM1 lines; each figure is the median of RUNS runs.
+ * flight, MSI-X, ioeventfd/irqfd on both sides, after an untimed warm-up.
+ * Phases are timed from the guest's COM1 lines; runs alternate between the
+ * VMMs and each figure is the median of RUNS runs.
  *
  *   node dist/bench/vblk.js            (or call benchVirtioBlk() from run.ts)
  */
@@ -55,7 +56,7 @@ function timePhases(cmd: string, args: string[]): Promise<Map<Phase, number>> {
         if (!m) continue;
         if (m[2] === 'start') starts.set(m[1], now);
         else if (m[3] !== '0') err += `${m[1]}: ${m[3]} errors\n`;
-        else times.set(m[1] as Phase, Number(now - starts.get(m[1])!) / 1e6);
+        else if ((PHASES as readonly string[]).includes(m[1])) times.set(m[1] as Phase, Number(now - starts.get(m[1])!) / 1e6);
       }
     });
     p.stderr.on('data', (d: Buffer) => { err += d.toString(); });

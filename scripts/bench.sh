@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run -s build
-node dist/bench/run.js
+node dist/bench/run.js "$@"

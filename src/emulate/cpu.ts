@@ -83,12 +83,12 @@ export class CpuState {
     if (this.rflags & VM) return 'v86';
     return s.seg.cs.db ? 'prot32' : 'prot16';
   }
-  /** Current privilege level: SS.DPL in protected mode (CS.DPL is the same after any legal load). */
+  /** Current privilege level: the RPL of CS in protected mode. */
   get cpl(): number {
     const m = this.mode;
     if (m === 'real') return 0;
     if (m === 'v86') return 3;
-    return this.sregs.seg.ss.dpl;
+    return this.sregs.seg.cs.selector & 3;
   }
   /** Default operand and address size of the code segment, in bytes. */
   get codeSize(): 2 | 4 | 8 {

@@ -37,6 +37,12 @@ test('lengths, mnemonics and sizes in 64-bit mode', () => {
     ['41 ff d3', 'call', 3, 8],
     ['2e 0f 1f 84 00 00 00 00 00', 'nop', 9, 4],
     ['f3 0f 1e fa', 'nop', 4, 4],
+    ['c5 f8 77', 'simd', 3, 4],
+    ['c5 fa 6f 07', 'simd', 4, 4],
+    ['62 f1 65 08 72 c3 10', 'simd', 7, 4],
+    ['62 72 4d 28 76 c7', 'simd', 6, 4],
+    ['c4 43 7d 39 c0 01', 'simd', 6, 4],
+    ['66 0f 38 00 c1', 'simd', 5, 4],
   ];
   for (const [hex, mn, len, op] of cases) {
     const i = d(hex);
@@ -77,7 +83,7 @@ test('what the CPU rejects is #UD; what we do not know says so', () => {
   ud('f0 90'); // lock nop
   ud('66 0f 38 82 c0'); // invpcid with a register operand
   ud('ce'); // into is invalid in 64-bit mode
-  assert.throws(() => d('c5 f8 77'), (e: unknown) => e instanceof DecodeError && e.kind === 'unknown');
+  assert.throws(() => d('0f 3a 63 c1 08'), (e: unknown) => e instanceof DecodeError && e.kind === 'unknown');
   assert.throws(() => d('0f 38'), (e: unknown) => e instanceof DecodeError && e.kind === 'short');
   assert.throws(() => d('66'.repeat(15) + '90'), (e: unknown) => e instanceof DecodeError && e.kind === 'ud');
 });

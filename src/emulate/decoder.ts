@@ -5,7 +5,7 @@
  * resolves against the register file (memory operands keep base, index,
  * scale and displacement until then).
  */
-import { MAP1, MAP2, MAP3, D64, F64, NO64, type OpEntry } from './opcodes.js';
+import { MAP1, MAP2, MAP3, MAP4, D64, F64, NO64, simdEntry, type OpEntry } from './opcodes.js';
 import { DS, SS } from './cpu.js';
 
 export class DecodeError extends Error {
@@ -29,10 +29,30 @@ export interface RegOperand { t: 'reg'; size: number; reg: number; high8: boolea
 export interface ImmOperand { t: 'imm'; size: number; value: bigint }
 export type Operand = MemOperand | RegOperand | ImmOperand;
 
+/** VEX/EVEX fields (register numbers already extended). */
+export interface Vex {
+  evex: boolean;
+  /** Vector length: 0 128-bit, 1 256-bit, 2 512-bit. */
+  L: number;
+  W: boolean;
+  /** The extra source register (vvvv, with V' for EVEX). */
+  vvvv: number;
+  /** EVEX opmask register, zeroing, broadcast/rounding. */
+  aaa: number;
+  z: boolean;
+  b: boolean;
+}
+
 export interface Insn {
   bytes: Uint8Array;
   len: number;
-  map: 1 | 2 | 3;
+  /** 1: one-byte opcodes, 2: 0F, 3: 0F 38, 4: 0F 3A. */
+  map: 1 | 2 | 3 | 4;
+  /** Mandatory (or VEX-implied) prefix: 0 none, 1 66, 2 F3, 3 F2. */
+  pp: number;
+  vex?: Vex;
+  /** EVEX: the memory operand's disp8 still needs scaling by the operand's N. */
+  disp8?: boolean;
   opcode: number;
   entry: OpEntry;
   mn: string;
@@ -81,31 +101,58 @@ export function decode(bytes: Uint8Array, codeSize: 2 | 4 | 8): Insn {
       break;
     } else break;
   }
-  if ((b === 0xc4 || b === 0xc5 || b === 0x62 || b === 0x8f) && code64) {
-    if (b !== 0x8f || ((bytes[p] ?? 0) & 0x38) !== 0) throw new DecodeError('VEX/EVEX/XOP-encoded instruction', 'unknown');
-  }
-  let map: 1 | 2 | 3 = 1;
+  let rexW = (rex & 8) !== 0, rexR = (rex & 4) << 1, rexX = (rex & 2) << 2, rexB = (rex & 1) << 3;
+  let map: 1 | 2 | 3 | 4 = 1;
   let table = MAP1;
-  if (b === 0x0f) {
-    b = byte();
-    map = 2;
-    table = MAP2;
-    if (b === 0x38) { b = byte(); map = 3; table = MAP3; }
-    else if (b === 0x3a) throw new DecodeError('0F 3A map', 'unknown');
-  }
-  const opcode = b;
-  let entry = table[opcode];
-  const rexW = (rex & 8) !== 0, rexR = (rex & 4) << 1, rexX = (rex & 2) << 2, rexB = (rex & 1) << 3;
+  let vex: Vex | undefined;
+  let pp = 0, evexR = 0, evexX = 0;
+  let entry: OpEntry | undefined;
+  let opcode: number;
   let use66 = opsz66;
   let useRep = rep;
-  if (entry?.pfx) {
-    const pf = entry.pfx;
-    let chosen: OpEntry | undefined;
-    if (rep === 0xf3 && pf.pF3) { chosen = pf.pF3; useRep = 0; }
-    else if (rep === 0xf2 && pf.pF2) { chosen = pf.pF2; useRep = 0; }
-    else if (opsz66 && pf.p66) { chosen = pf.p66; use66 = false; }
-    else chosen = pf.none;
-    entry = chosen;
+  if ((b === 0xc4 || b === 0xc5 || b === 0x62) && (code64 || ((bytes[p] ?? 0) & 0xc0) === 0xc0)) {
+    if (rex || opsz66 || rep || lock) throw new DecodeError('VEX/EVEX after a REX, 66, F2, F3 or LOCK prefix', 'ud');
+    const b1 = byte();
+    let mm: number, b2: number;
+    if (b === 0xc5) { mm = 1; b2 = b1; rexR = b1 & 0x80 ? 0 : 8; }
+    else {
+      b2 = byte();
+      rexR = b1 & 0x80 ? 0 : 8; rexX = b1 & 0x40 ? 0 : 8; rexB = b1 & 0x20 ? 0 : 8;
+      mm = b1 & (b === 0x62 ? 7 : 0x1f);
+      rexW = (b2 & 0x80) !== 0;
+    }
+    pp = b2 & 3;
+    vex = { evex: b === 0x62, L: (b2 >> 2) & 1, W: rexW, vvvv: (~b2 >> 3) & 15, aaa: 0, z: false, b: false };
+    if (b === 0x62) {
+      const b3 = byte();
+      evexR = b1 & 0x10 ? 0 : 16;
+      evexX = rexX << 1;
+      vex.L = (b3 >> 5) & 3; vex.z = (b3 & 0x80) !== 0; vex.b = (b3 & 0x10) !== 0; vex.aaa = b3 & 7;
+      vex.vvvv |= b3 & 8 ? 0 : 16;
+    }
+    if (mm < 1 || mm > 3) throw new DecodeError(`VEX map ${mm}`, 'ud');
+    map = (mm + 1) as 2 | 3 | 4;
+    opcode = byte();
+    entry = simdEntry(map, opcode);
+  } else {
+    if (b === 0x0f) {
+      b = byte();
+      map = 2;
+      table = MAP2;
+      if (b === 0x38) { b = byte(); map = 3; table = MAP3; }
+      else if (b === 0x3a) { b = byte(); map = 4; table = MAP4; }
+    }
+    opcode = b;
+    entry = table[opcode];
+    if (entry?.pfx) {
+      const pf = entry.pfx;
+      let chosen: OpEntry | undefined;
+      if (rep === 0xf3 && pf.pF3) { chosen = pf.pF3; useRep = 0; pp = 2; }
+      else if (rep === 0xf2 && pf.pF2) { chosen = pf.pF2; useRep = 0; pp = 3; }
+      else if (opsz66 && pf.p66) { chosen = pf.p66; use66 = false; pp = 1; }
+      else chosen = pf.none;
+      entry = chosen;
+    }
   }
   if (!entry) throw new DecodeError(`opcode ${mapName(map)}${hex(opcode)}`, 'unknown');
 
@@ -168,7 +215,7 @@ export function decode(bytes: Uint8Array, codeSize: 2 | 4 | 8): Insn {
     }
     if (mod === 1) disp = imm(1, true);
     else if (mod === 2) disp = imm(4, true);
-    if (base === 4 || base === 5) defSeg = SS;
+    if ((base & 7) === 4 || (base & 7) === 5) defSeg = base >= 0 ? SS : defSeg;
     return { t: 'mem', size: 0, seg: seg >= 0 ? seg : defSeg, base, index, scale, disp };
   }
 
@@ -203,14 +250,14 @@ export function decode(bytes: Uint8Array, codeSize: 2 | 4 | 8): Insn {
       case 'E': case 'M': case 'R': {
         if (mod === 3) {
           if (kind === 'M') throw new DecodeError(`${entry.mn} needs a memory operand`, 'ud');
-          operands.push(gpr(rm | rexB, sizeOf(sz)));
+          operands.push(gpr(rm | rexB | evexX, sizeOf(sz)));
         } else {
           if (kind === 'R') throw new DecodeError(`${entry.mn} needs a register operand`, 'ud');
           operands.push({ ...memOp!, size: sizeOf(sz) });
         }
         break;
       }
-      case 'G': operands.push(gpr(reg | rexR, sizeOf(sz))); break;
+      case 'G': operands.push(gpr(reg | rexR | evexR, sizeOf(sz))); break;
       case 'Z': operands.push(gpr((opcode & 7) | rexB, sizeOf(sz))); break;
       case 'I': {
         if (spec === 'Ibs') { operands.push({ t: 'imm', size: opSize, value: imm(1, true) }); break; }
@@ -240,13 +287,13 @@ export function decode(bytes: Uint8Array, codeSize: 2 | 4 | 8): Insn {
     throw new DecodeError(`lock prefix on ${entry.mn}`, 'ud');
   }
   return {
-    bytes: bytes.subarray(0, p), len: p, map, opcode, entry, mn: entry.mn, operands, opSize, addrSize,
+    bytes: bytes.subarray(0, p), len: p, map, pp, vex, disp8: !!vex?.evex && mod === 1, opcode, entry, mn: entry.mn, operands, opSize, addrSize,
     lock, rep: useRep, segOverride: seg, rex, modrm, mod, reg: reg | rexR, rm: rm | rexB,
   };
 }
 
 function mapName(map: number): string {
-  return map === 1 ? '' : map === 2 ? '0F ' : '0F 38 ';
+  return ['', '', '0F ', '0F 38 ', '0F 3A '][map];
 }
 
 export function hex(b: number): string {

@@ -5,8 +5,9 @@
  * the vCPU's mode, emulate against the register file and guest memory,
  * write back what changed, and deliver whatever the instruction raised.
  * Counts what it handled per thread, by instruction (BHYVE_EMUL_STATS=1
- * prints them when the vCPU stops).
+ * prints them when the vCPU stops; BHYVE_EMUL_TRACE=1 logs each one).
  */
+import { writeSync } from 'node:fs';
 import { CpuState, CS, RF, type VcpuPort } from './cpu.js';
 import { decode, DecodeError, hexBytes, type Insn } from './decoder.js';
 import { Emu, type Handler } from './emu.js';
@@ -17,12 +18,13 @@ import { INT_HANDLERS } from './exec-int.js';
 import { FLOW_HANDLERS } from './exec-flow.js';
 import { SYS_HANDLERS } from './exec-sys.js';
 import { FPU_HANDLERS } from './exec-fpu.js';
+import { simd } from './exec-simd.js';
 
 export { EmulationError, GuestFault } from './fault.js';
 export type { VcpuPort } from './cpu.js';
 export type { MemPort, MmioPort } from './mmu.js';
 
-export const HANDLERS: Record<string, Handler> = { ...INT_HANDLERS, ...FLOW_HANDLERS, ...SYS_HANDLERS, ...FPU_HANDLERS };
+export const HANDLERS: Record<string, Handler> = { ...INT_HANDLERS, ...FLOW_HANDLERS, ...SYS_HANDLERS, ...FPU_HANDLERS, simd };
 
 export interface EmulateEnv {
   vcpu: VcpuPort;
@@ -33,8 +35,10 @@ export interface EmulateEnv {
 export type Outcome = { ok: true; what: string } | { ok: false; report: string };
 
 const stats = new Map<string, number>();
-function count(what: string): void {
+const TRACE = process.env.BHYVE_EMUL_TRACE === '1';
+function count(what: string, rip?: bigint): void {
   stats.set(what, (stats.get(what) ?? 0) + 1);
+  if (TRACE) writeSync(2, `emulate: ${what} at 0x${rip?.toString(16)}\n`);
 }
 
 /** What this thread handled, by instruction (and by exception injected). */
@@ -70,6 +74,7 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
     } finally {
       name = x.name;
     }
+    const at = cpu.rip;
     if (!x.ripSet) cpu.setRip(x.next);
     if (cpu.rflags & RF) cpu.setFlags(cpu.rflags & ~RF);
     cpu.commit();
@@ -78,7 +83,7 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
       if (x.event.soft) injectSoftInterrupt(env.vcpu, x.event.vector);
       else injectException(env.vcpu, x.event.vector);
     }
-    count(name);
+    count(name, at);
     return { ok: true, what: name };
   } catch (e) {
     if (e instanceof GuestFault || (e instanceof DecodeError && e.kind === 'ud')) {
@@ -88,7 +93,7 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
       } catch (e2) {
         return { ok: false, report: report(cpu, insn, bytes, `${name} raised ${f.message}, which could not be injected: ${(e2 as Error).message}`) };
       }
-      count(`${name} -> ${VECTOR_NAMES[f.vector] ?? f.vector}`);
+      count(`${name} -> ${VECTOR_NAMES[f.vector] ?? f.vector}`, cpu?.rip);
       return { ok: true, what: `${name} -> ${f.message}` };
     }
     return { ok: false, report: report(cpu, insn, bytes, (e as Error).message) };

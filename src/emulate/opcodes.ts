@@ -40,6 +40,7 @@ const pfx = (p: OpEntry['pfx']): OpEntry => ({ mn: 'pfx', ops: [], f: 0, pfx: p 
 export const MAP1: (OpEntry | undefined)[] = new Array(256);
 export const MAP2: (OpEntry | undefined)[] = new Array(256);
 export const MAP3: (OpEntry | undefined)[] = new Array(256);
+export const MAP4: (OpEntry | undefined)[] = new Array(256);
 
 export const ALU_OPS = ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp'];
 export const SHIFT_OPS = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', 'sal', 'sar'];
@@ -152,3 +153,21 @@ Object.assign(MAP3, {
   0xf1: pfx({ none: e('movbe', 'Mv,Gv'), pF2: e('crc32', 'Gy,Ev') }),
   0xf6: pfx({ p66: e('adcx', 'Gy,Ey'), pF3: e('adox', 'Gy,Ey') }),
 });
+
+// ---- SSE/AVX (exec-simd.ts): operands are vector registers (G, E), the handler reads the mandatory prefix.
+const SIMD = e('simd', 'Gdq,Edq');
+const SIMD_IB = e('simd', 'Gdq,Edq,Ib');
+const SIMD_NONE = e('simd');
+/** Opcodes with an 8-bit immediate: map 2 (0F) 70-73, C2, C4-C6; all of map 4 (0F 3A). */
+function takesImm8(map: number, opcode: number): boolean {
+  return map === 4 || (map === 2 && ((opcode >= 0x70 && opcode <= 0x73) || opcode === 0xc2 || (opcode >= 0xc4 && opcode <= 0xc6)));
+}
+export function simdEntry(map: number, opcode: number): OpEntry {
+  if (map === 2 && opcode === 0x77) return SIMD_NONE; // vzeroupper / vzeroall
+  return takesImm8(map, opcode) ? SIMD_IB : SIMD;
+}
+const anyPrefix = (x: OpEntry): OpEntry => pfx({ none: x, p66: x, pF3: x, pF2: x });
+for (const op of [0x10, 0x11, 0x28, 0x29, 0x2b, 0x54, 0x55, 0x56, 0x57, 0x6e, 0x6f, 0x70, 0x71, 0x72, 0x73, 0x7e, 0x7f,
+  0xd4, 0xd6, 0xdb, 0xdf, 0xe7, 0xeb, 0xef, 0xfa, 0xfb, 0xfe]) MAP2[op] = anyPrefix(simdEntry(2, op));
+MAP3[0x00] = anyPrefix(SIMD);
+MAP4[0x0f] = anyPrefix(SIMD_IB);

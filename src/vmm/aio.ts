@@ -53,6 +53,8 @@ export class AsyncIo {
     private readonly role: Role,
     private readonly resources: Map<string, unknown>,
     private readonly vmFd: number,
+    /** Sends an MSI without an irqfd (KVM_SIGNAL_MSI), for messages KVM will not route. */
+    private readonly signalMsi: (address: bigint, data: number) => void = () => {},
   ) {
     this.routes = MsiRoutes.forVm(arena, vmFd);
   }
@@ -102,12 +104,12 @@ export class AsyncIo {
       if (err !== 0) throw new AioError(`irqfd ${name}: KVM_IRQFD on GSI ${gsi} failed (${strerror(err)})`);
       return efd;
     });
-    const routes = this.routes;
+    const routes = this.routes, fallback = this.signalMsi;
     return {
       gsi, fd,
       msi(address: bigint, data: number): void {
-        routes.set(gsi, address, data);
-        signalEventFd(fd);
+        if (routes.set(gsi, address, data)) signalEventFd(fd);
+        else fallback(address, data);
       },
     };
   }

@@ -56,7 +56,7 @@ export function setupGuest(s: GuestSetup): void {
   const alias = s.layout.romAlias;
   let rsdp = area.rsdpAddress;
   for (const b of area.blobs) {
-    // Below 1 MiB the boot ROM's alias wins; firmware brings its own tables there.
+    // Below 1 MiB the boot ROM's shadow copy wins; firmware brings its own tables there.
     if (alias && b.address < alias.gpa + alias.size && alias.gpa < b.address + b.bytes.length) {
       if (b.name === 'acpi') rsdp = undefined;
       continue;

@@ -49,7 +49,7 @@ export class Machine {
     const irq = new IrqInjector(init.vmFd);
     this.timers = new TimerTable(this.arena, role === 'main', hooks.nudgeTimer);
     const resources = new Map(init.resources);
-    const aio = new AsyncIo(this.arena, role, resources, init.vmFd);
+    const aio = new AsyncIo(this.arena, role, resources, init.vmFd, (address, data) => irq.msi(address, data));
     this.aio = aio;
     const self = this;
     this.ctx = {

@@ -29,3 +29,16 @@ test('another thread sees the same routes through the arena', () => {
   a.set(a.alloc(), 0xfee00000n, 0x30);
   assert.deepEqual(b.routes(), [{ gsi: 24, address: 0xfee00000n, data: 0x30 }]);
 });
+
+test('a route KVM refuses is dropped and reported, the others stay', () => {
+  const tables: MsiRoute[][] = [];
+  const r = new MsiRoutes(new Arena(undefined, 1 << 16), (t) => {
+    if (t.some((e) => e.address === 0xdeadn)) throw new Error('EINVAL');
+    tables.push(t);
+  }, 4);
+  const a = r.alloc(), b = r.alloc();
+  assert.equal(r.set(a, 0xfee00000n, 0x41), true);
+  assert.equal(r.set(b, 0xdeadn, 0), false);
+  assert.deepEqual(r.routes(), [{ gsi: a, address: 0xfee00000n, data: 0x41 }]);
+  assert.equal(r.set(b, 0xfee00000n, 0x42), true);
+});

@@ -44,18 +44,30 @@ export class MsiRoutes {
     return FIRST_MSI_GSI + this.next++;
   }
 
-  /** Route `gsi` to (address, data); submits the whole table only when the entry changed. */
-  set(gsi: number, address: bigint, data: number): void {
+  /**
+   * Route `gsi` to (address, data); submits the whole table only when the
+   * entry changed. Returns false when KVM refused the message (a guest can
+   * program any address): the entry is dropped and the caller sends the
+   * message another way.
+   */
+  set(gsi: number, address: bigint, data: number): boolean {
     const o = (gsi - FIRST_MSI_GSI) * ENTRY_WORDS;
     if (o < 0 || o >= this.table.length) throw new MsiRoutesError(`GSI ${gsi} is not an MSI route`);
     const lo = Number(address & 0xffffffffn) | 0, hi = Number((address >> 32n) & 0xffffffffn) | 0, d = data | 0;
     const t = this.table;
-    if (t[o + VALID] === 1 && t[o + ADDR_LO] === lo && t[o + ADDR_HI] === hi && t[o + DATA] === d) return;
+    if (t[o + VALID] === 1 && t[o + ADDR_LO] === lo && t[o + ADDR_HI] === hi && t[o + DATA] === d) return true;
     t[o + VALID] = 1;
     t[o + ADDR_LO] = lo;
     t[o + ADDR_HI] = hi;
     t[o + DATA] = d;
-    this.submit(this.routes());
+    try {
+      this.submit(this.routes());
+      return true;
+    } catch {
+      t[o + VALID] = 0;
+      try { this.submit(this.routes()); } catch { /* the table without it was accepted before */ }
+      return false;
+    }
   }
 
   /** Every valid route, in GSI order. */

@@ -34,6 +34,7 @@ test('virtio-balloon: inflating touched pages gives them back to the host (VmRSS
   const after = rssBytes(vm.pid);
   vm.send('g');
   const r = await vm.done;
+  t.diagnostic(`VmRSS ${(before / MiB).toFixed(1)} MiB after touching, ${(after / MiB).toFixed(1)} MiB after inflating`);
   const why = `VmRSS ${(before / MiB).toFixed(1)} MiB -> ${(after / MiB).toFixed(1)} MiB\n${describe(r)}`;
   assert.equal(r.status, Status.PowerOff, why);
   assert.equal(findLine(r, /^balloon io \S+ target (\d+)/)?.[1], String(PAGES), why);

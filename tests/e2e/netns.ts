@@ -111,6 +111,7 @@ export interface NsVmm {
   waitLine(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
   /** Send bytes to the guest's COM1. */
   send(s: string): void;
+  kill(): void;
   readonly done: Promise<RunResult>;
 }
 
@@ -151,6 +152,7 @@ export function startVmm(ns: NetNs | undefined, args: string[], timeoutMs = 60_0
     pid: child.pid!,
     done,
     send: (s) => { child.stdin.write(s); },
+    kill: () => { child.kill('SIGKILL'); },
     waitLine: (re, ms = timeoutMs) => new Promise((ok, fail) => {
       const t = setTimeout(() => fail(new Error(`no line matching ${re} within ${ms} ms\n${stdout}\n${stderr}`)), ms);
       waiters.push({ re, ok: (m) => { clearTimeout(t); ok(m); }, fail: (e) => { clearTimeout(t); fail(e); } });

@@ -86,10 +86,14 @@ export function bhyveArgs(m: DiskModel, extra: string[] = [], slot = 4): string[
   ];
 }
 
-/** QEMU: the same firmware and disk on an i440FX PC. */
+/**
+ * QEMU: the same firmware and disk on an i440FX PC. -nographic makes SeaBIOS
+ * mirror its console on COM1 as it does on bhyve-ts (fw_cfg NOGRAPHIC), so
+ * both run the same guest code.
+ */
 export function qemuArgs(m: DiskModel): string[] {
   return [
     '-M', 'pc', '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '512M', '-nodefaults', '-no-user-config',
-    '-display', 'none', '-serial', 'stdio', '-no-reboot', '-bios', SEABIOS, ...m.qemu,
+    '-nographic', '-serial', 'stdio', '-no-reboot', '-bios', SEABIOS, ...m.qemu,
   ];
 }

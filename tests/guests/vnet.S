@@ -36,7 +36,7 @@
 #endif
 
 #define RXQ_MEM         0x10000
-#define TXQ_MEM         0x14000
+#define TXQ_MEM         0x18000         /* after a 1024-entry receive queue */
 #define RXBUF           0x20000         /* NRX buffers of 2 KiB: buffer i belongs to descriptor i */
 #define RXBUF_SIZE      2048
 #define NRX             16

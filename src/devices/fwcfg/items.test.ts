@@ -27,10 +27,12 @@ test('boot order: QEMU-style paths by bootindex, AHCI ports, function numbers in
     'pci.0.6.0.device': 'ahci', 'pci.0.6.0.port.3.bootindex': '7',
     'pci.0.31.2.device': 'virtio-net', 'pci.0.31.2.bootindex': '5',
     'pci.0.7.0.device': 'virtio-blk',
+    'pci.0.8.0.device': 'ahci-hd', 'pci.0.8.0.port.0.bootindex': '3',
   });
   const e = bootOrderEntries(c);
   assert.deepEqual(e.map((x) => x.path), [
-    '/pci@i0cf8/sata@5/drive@0/disk@0', '/pci@i0cf8/scsi@4', '/pci@i0cf8/ethernet@1f,2', '/pci@i0cf8/sata@6/drive@3/disk@0',
+    '/pci@i0cf8/sata@5/drive@0/disk@0', '/pci@i0cf8/scsi@4', '/pci@i0cf8/sata@8/drive@0/disk@0', '/pci@i0cf8/ethernet@1f,2',
+    '/pci@i0cf8/sata@6/drive@3/disk@0',
   ]);
   assert.equal(text(bootOrderFile(e)!), e.map((x) => x.path).join('\n') + '\0');
   assert.equal(bootOrderFile([]), undefined);

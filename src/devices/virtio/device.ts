@@ -165,7 +165,7 @@ export abstract class VirtioDevice extends PciFunction {
 
   /** Driver features, 32 bits at a time; bits the device does not offer are dropped. */
   setDriverFeatures(word: number, value: number): void {
-    if (this.vst.status & V.STATUS_FEATURES_OK) return;
+    if (this.vst.status & V.STATUS_FEATURES_OK || word > 1) return;
     const offered = Number((this.deviceFeatures >> BigInt(32 * word)) & 0xffffffffn);
     if (word === 0) this.vst.gfLo = (value & offered) >>> 0;
     else if (word === 1) this.vst.gfHi = (value & offered) >>> 0;

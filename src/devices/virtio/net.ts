@@ -22,7 +22,7 @@
  * when the device is reset or the queue moves. Without buffers, reception
  * pauses (the tap queues, then drops) until the driver adds some.
  */
-import { IOV_MAX, isTapName, MAX_FRAME, NetError, prepareTap, TapBackend, tapResource, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../../backends/net.js';
+import { IOV_MAX, SEND_BATCH, isTapName, MAX_FRAME, NetError, prepareTap, TapBackend, tapResource, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../../backends/net.js';
 import type { MachineContext } from '../../vmm/context.js';
 import { DeviceError, registerPci, type PciBdf } from '../registry.js';
 import { bit, F_VERSION_1, VIRTIO_DEV_NET, VIRTIO_ID_NET } from './constants.js';
@@ -31,10 +31,11 @@ import { iovRead, iovWrite } from './iov.js';
 import * as N from './net-config.js';
 import type { Chain, Virtqueue } from './virtqueue.js';
 
-export const NET_QUEUE_SIZE = 256;
+/** bhyve's VTNET_RINGSZ. */
+export const NET_QUEUE_SIZE = 1024;
 export const RXQ = 0, TXQ = 1;
 /** Chains sent per unlocked stretch. */
-const TX_BATCH = 64;
+const TX_BATCH = SEND_BATCH;
 /** Frames received per readiness event (others wait for the next round of the I/O loop). */
 const RX_BUDGET = 256;
 /** Ethernet header and a VLAN tag on top of the MTU. */
@@ -87,9 +88,7 @@ export class VirtioNet extends VirtioDevice {
   }
 
   /** Bytes of the per-frame header for what the driver negotiated. */
-  get hdrLen(): number {
-    return this.negotiated(N.F_MRG_RXBUF) || this.negotiated(F_VERSION_1) ? N.HDR_LEN : N.HDR_LEN_LEGACY;
-  }
+  get hdrLen(): number { return this.features().hdr; }
 
   protected override onDriverOk(): void {
     if (!this.tap) return;
@@ -121,22 +120,28 @@ export class VirtioNet extends VirtioDevice {
 
   // ---- transmit -------------------------------------------------------------
   private transmit(q: Virtqueue): void {
+    const f = this.features();
     for (;;) {
       q.notifications(false);
       for (;;) {
         const batch: Chain[] = [];
         for (let c = q.pop(); c; c = batch.length < TX_BATCH ? q.pop() : undefined) batch.push(c);
         if (batch.length === 0) break;
-        const good = batch.filter((c) => this.txOk(c));
-        this.nst.txDropped += batch.length - good.length;
+        const ok = batch.map((c) => this.txOk(c, f));
         const tap = this.tap;
-        let sent = 0;
-        if (tap && good.length > 0) {
-          const live = this.unlocked(() => { for (const c of good) if (tap.send(c.readable) >= 0) sent++; });
+        let sent = 0, dropped = 0;
+        if (tap) {
+          const frames = batch.filter((_, i) => ok[i]).map((c) => c.readable);
+          dropped = batch.length - frames.length;
+          const live = this.unlocked(() => {
+            for (const r of tap.sendAll(frames)) if (r >= 0) sent++; else dropped++;
+          });
           if (!live) return; // reset meanwhile: these chains are no longer ours to complete
+        } else {
+          dropped = batch.length;
         }
         this.nst.txFrames += sent;
-        this.nst.txDropped += good.length - sent;
+        this.nst.txDropped += dropped;
         for (const c of batch) q.push(c.head, 0);
       }
       q.notifications(true);
@@ -145,21 +150,29 @@ export class VirtioNet extends VirtioDevice {
     this.interrupt(q);
   }
 
+  /** The negotiated features as plain numbers: the low 32 bits (every net feature) and VERSION_1. */
+  private features(): { lo: number; hdr: number } {
+    const all = this.driverFeatures;
+    const lo = Number(all & 0xffffffffn);
+    const v1 = (all & bit(F_VERSION_1)) !== 0n;
+    return { lo, hdr: v1 || lo & (1 << Number(N.F_MRG_RXBUF)) ? N.HDR_LEN : N.HDR_LEN_LEGACY };
+  }
+
   /** A chain the tap may be given: readable buffers only, a header, a frame size, offloads that were negotiated. */
-  private txOk(c: Chain): boolean {
-    const hdr = this.hdrLen;
+  private txOk(c: Chain, f: { lo: number; hdr: number }): boolean {
+    const has = (b: bigint): boolean => (f.lo & (1 << Number(b))) !== 0;
     if (c.error || c.writable.length > 0 || c.readable.length > IOV_MAX) return false;
-    if (c.readBytes < hdr + 14 || c.readBytes > hdr + MAX_FRAME) return false;
+    if (c.readBytes < f.hdr + 14 || c.readBytes > f.hdr + MAX_FRAME) return false;
     const first = c.readable[0];
     const h = first.length >= 2 ? first : iovRead(c.readable, 0, 2);
     const flags = h[N.HDR_FLAGS], gsoType = h[N.HDR_GSO_TYPE];
-    if (flags & N.HDR_F_NEEDS_CSUM && !this.negotiated(N.F_CSUM)) return false;
-    if (gsoType & N.GSO_ECN && !this.negotiated(N.F_HOST_ECN)) return false;
+    if (flags & N.HDR_F_NEEDS_CSUM && !has(N.F_CSUM)) return false;
+    if (gsoType & N.GSO_ECN && !has(N.F_HOST_ECN)) return false;
     switch (gsoType & ~N.GSO_ECN) {
       case N.GSO_NONE: return true;
-      case N.GSO_TCPV4: return this.negotiated(N.F_HOST_TSO4);
-      case N.GSO_TCPV6: return this.negotiated(N.F_HOST_TSO6);
-      case N.GSO_UDP: return this.negotiated(N.F_HOST_UFO);
+      case N.GSO_TCPV4: return has(N.F_HOST_TSO4);
+      case N.GSO_TCPV6: return has(N.F_HOST_TSO6);
+      case N.GSO_UDP: return has(N.F_HOST_UFO);
       default: return false;
     }
   }
@@ -175,10 +188,12 @@ export class VirtioNet extends VirtioDevice {
     }
     const key = `${this.epoch}:${q.addr('desc')}:${q.addr('avail')}:${q.size}`;
     if (key !== this.heldKey) { this.held = []; this.heldKey = key; }
-    const hdr = this.hdrLen;
-    const mrg = this.negotiated(N.F_MRG_RXBUF);
+    const f = this.features();
+    const has = (b: bigint): boolean => (f.lo & (1 << Number(b))) !== 0;
+    const hdr = f.hdr;
+    const mrg = has(N.F_MRG_RXBUF);
     const small = hdr + this.mtu + ETH_OVERHEAD;
-    const gso = [N.F_GUEST_TSO4, N.F_GUEST_TSO6, N.F_GUEST_UFO].some((f) => this.negotiated(f));
+    const gso = has(N.F_GUEST_TSO4) || has(N.F_GUEST_TSO6) || has(N.F_GUEST_UFO);
     const need = mrg ? (gso ? hdr + MAX_FRAME : small) : 1;
     let pushed = false;
     q.notifications(false);
@@ -196,7 +211,7 @@ export class VirtioNet extends VirtioDevice {
       if (n < 0) break; // -EAGAIN: nothing more waits
       budget--;
       if (n < hdr || n > t.cap) { this.nst.rxDropped++; continue; } // truncated: the chains stay held
-      this.deliver(q, n, hdr, mrg);
+      this.deliver(q, n, hdr, mrg, has(N.F_GUEST_CSUM));
       pushed = true;
     }
     if (pushed) this.interrupt(q);
@@ -224,7 +239,7 @@ export class VirtioNet extends VirtioDevice {
   }
 
   /** A frame of `n` bytes is in the held chains: fix its header and hand the chains it filled to the driver. */
-  private deliver(q: Virtqueue, n: number, hdr: number, mrg: boolean): void {
+  private deliver(q: Virtqueue, n: number, hdr: number, mrg: boolean, guestCsum: boolean): void {
     const used: [Chain, number][] = [];
     for (let left = n, i = 0; left > 0 && i < this.held.length; i++) {
       const k = Math.min(left, this.held[i].writeBytes);
@@ -235,7 +250,7 @@ export class VirtioNet extends VirtioDevice {
     const head = used.flatMap(([c]) => c.writable);
     if (hdr === N.HDR_LEN) iovWrite(head, N.HDR_NUM_BUFFERS, Uint8Array.of(used.length & 0xff, used.length >> 8));
     // The tap may flag DATA_VALID; a driver without GUEST_CSUM must see no flags.
-    if (!this.negotiated(N.F_GUEST_CSUM)) iovWrite(head, N.HDR_FLAGS, Uint8Array.of(0));
+    if (!guestCsum) iovWrite(head, N.HDR_FLAGS, Uint8Array.of(0));
     this.held.splice(0, used.length);
     for (const [c, k] of used) q.push(c.head, k);
     this.nst.rxFrames++;
