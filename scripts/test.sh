@@ -10,6 +10,10 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
 command -v xorriso >/dev/null || need+=(xorriso)
 command -v flock >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+[ -e /usr/share/seabios/bios-256k.bin ] || need+=(seabios)
+[ -d /usr/lib/ipxe/qemu ] || need+=(ipxe-qemu)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   echo "test: installing ${need[*]}"
   (apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null; }) || echo "test: could not install ${need[*]}"
