@@ -15,7 +15,7 @@ const OUT = '.cache/bench';
 const LO = 2000, HI = 202000, RUNS = 5;
 /** Both sides run their vCPU on the same host CPU (bhyve -p 0:1, taskset -c 1). */
 const PIN_CPU = '1';
-const BHYVE = ['dist/src/cli/bhyve.js'];
+const BHYVE = ['dist/bundle/bhyve.js'];
 
 function sh(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { stdio: 'inherit' });

@@ -55,7 +55,7 @@ export async function benchSeabiosGrub(opts: GrubBenchOptions = {}): Promise<Gru
   ensureGrubImages();
   const marker = payload();
   const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).stdout?.toString().trim();
-  const bhyve = join(ROOT, 'dist/src/cli/bhyve.js');
+  const bhyve = join(ROOT, 'dist/bundle/bhyve.js');
   const pin = opts.pinCpu;
   log(`# SeaBIOS -> GRUB -> file on COM1 (Debian SeaBIOS and grub-pc-bin, 512 MiB, median of ${runs}${pin ? `, vCPU on host CPU ${pin}` : ''})`);
   const rows: GrubRow[] = [];

@@ -100,7 +100,7 @@ export async function benchVirtioBlk(qd = 8, log: (s: string) => void = console.
   const img = join(OUT, 'vblk.img');
   makeImage(img);
   try {
-    const ours: [string, string[]] = ['node', ['dist/src/cli/bhyve.js', '-s', '0,hostbridge', '-s', `3,virtio-blk,${img}`, '-s', '31,lpc', '-l', 'com1,stdio', '-l', `bootrom,${rom}`, 'vblkbench']];
+    const ours: [string, string[]] = ['node', ['dist/bundle/bhyve.js', '-s', '0,hostbridge', '-s', `3,virtio-blk,${img}`, '-s', '31,lpc', '-l', 'com1,stdio', '-l', `bootrom,${rom}`, 'vblkbench']];
     const qemuBin = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).stdout?.toString().trim();
     const cmds: [string, string[]][] = [ours];
     if (qemuBin && existsSync(qemuBin)) {

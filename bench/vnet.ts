@@ -108,7 +108,7 @@ export async function benchVirtioNet(log: (s: string) => void = console.log): Pr
     log(`# virtio-net transmit, guest-driven (bench/vnet.S), tap in a namespace, median of ${RUNS}`);
     for (const c of CASES) {
       const rom = buildGuest(c.frameLen, c.frames);
-      const ours = ['node', 'dist/src/cli/bhyve.js', '-s', '0,hostbridge', '-s', '3,virtio-net,tapbench0', '-s', '31,lpc', '-l', 'com1,stdio', '-l', `bootrom,${rom}`, 'netbench'];
+      const ours = ['node', 'dist/bundle/bhyve.js', '-s', '0,hostbridge', '-s', '3,virtio-net,tapbench0', '-s', '31,lpc', '-l', 'com1,stdio', '-l', `bootrom,${rom}`, 'netbench'];
       const ref = qemu ? [qemu, '-M', 'pc', '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256M', '-nodefaults', '-no-user-config',
         '-display', 'none', '-serial', 'stdio', '-bios', rom, '-netdev', 'tap,id=n0,ifname=tapbench1,script=no,downscript=no,vhost=off',
         '-device', 'virtio-net-pci,netdev=n0', '-device', 'isa-debug-exit,iobase=0x501,iosize=1', '-no-reboot'] : undefined;
@@ -117,10 +117,10 @@ export async function benchVirtioNet(log: (s: string) => void = console.log): Pr
         per.ours.push(await throughput(ns, 'tapbench0', ours, c.frames * c.frameLen));
         if (ref) per.qemu.push(await throughput(ns, 'tapbench1', ref, c.frames * c.frameLen));
       }
-      const f: NetFigures = { name: `virtio-net tx ${c.name}`, ours: median(per.ours), qemu: ref ? median(per.qemu) : undefined, unit: 'Gbit/s' };
+      const f: NetFigures = { name: `tx ${c.name}`, ours: median(per.ours), qemu: ref ? median(per.qemu) : undefined, unit: 'Gbit/s' };
       out.push(f);
       const q = f.qemu === undefined ? 'QEMU not installed' : `QEMU ${f.qemu.toFixed(2).padStart(7)} Gbit/s   ratio ${(f.ours / f.qemu).toFixed(2)}x`;
-      log(`${f.name.padEnd(34)} bhyve-ts ${f.ours.toFixed(2).padStart(7)} Gbit/s   ${q}`);
+      log(`virtio-net ${f.name.padEnd(23)} bhyve-ts ${f.ours.toFixed(2).padStart(7)} Gbit/s   ${q}`);
     }
   } finally {
     ns.destroy();

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /** bhyve(8): run a guest operating system inside a virtual machine. */
 import { prewarmVcpuThreads, vcpuThreadsSettled } from '../vmm/vcpu-pool.js';
+import { wantsPrewarm } from '../vmm/early.js';
 
-// Start the first vCPU thread before loading the rest: its start-up overlaps ours.
-const wantsVm = !process.argv.slice(2).some((a) => a === '-h' || a === 'help' || a.includes('config.dump'));
-if (wantsVm && process.argv.length > 3) prewarmVcpuThreads(1);
+// Start the first vCPU thread before loading the rest: its start-up overlaps
+// ours (the bundled command has already started it: see launch.ts).
+if (wantsPrewarm(process.argv.slice(2))) prewarmVcpuThreads(1);
 
 const [{ parseArgs }, { VirtualMachine }, { ExitStatus }] = await Promise.all([
   import('./options.js'), import('../vmm/vmm.js'), import('../vmm/context.js'), import('../devices/all.js'),

@@ -4,6 +4,7 @@
  * (parsing, KVM set-up, firmware tables) when it is spawned first.
  */
 import { Worker } from 'node:worker_threads';
+import { takeEarlyThread } from './early.js';
 
 const WORKER_URL = new URL('./vcpu-worker.js', import.meta.url);
 const pool: Worker[] = [];
@@ -11,6 +12,12 @@ const loaded: Promise<void>[] = [];
 
 /** Spawn `n` vCPU threads now; they load their code and wait for their vCPU. */
 export function prewarmVcpuThreads(n = 1): void {
+  const early = takeEarlyThread();
+  if (early) {
+    pool.push(early.worker);
+    loaded.push(early.loaded);
+    n--;
+  }
   for (let i = 0; i < n; i++) {
     const w = new Worker(WORKER_URL);
     w.unref();

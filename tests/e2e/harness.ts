@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const BHYVE = join(ROOT, 'dist/src/cli/bhyve.js');
+export const BHYVE = join(ROOT, 'dist/bundle/bhyve.js');
 export const GUEST_DIR = join(ROOT, 'tests/guests');
 export const GUEST_OUT = join(GUEST_DIR, 'out');
 export const NO_KVM = 'NO /dev/kvm: KVM tests not run';
