@@ -21,7 +21,7 @@ import { WritevRing } from './uring.js';
 import type { Arena } from '../vmm/shared.js';
 import {
   close, epoll_create1, epoll_ctl, errno, ioctlInt, ioctlPtr, koffi, open, strerror,
-  EAGAIN, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN, EPOLL_EVENT_SIZE, O_CLOEXEC, O_RDWR,
+  EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN, EPOLL_EVENT_SIZE, O_CLOEXEC, O_RDWR,
 } from '../kvm/libc.js';
 
 export class NetError extends Error {
@@ -231,4 +231,4 @@ export class TapBackend {
   }
 }
 
-export { EAGAIN };
+
