@@ -54,7 +54,7 @@ test('bad slots and devices name what is wrong', () => {
   assert.throws(() => parseArgs(['-s', '2,hostbridge', '-s', '2,hostbridge', 'vm']), /already in use/);
   assert.throws(() => parseArgs(['-Q', 'vm']), /unknown option -Q/);
   assert.throws(() => parseArgs(['-m']), /option -m requires an argument/);
-  assert.throws(() => parseArgs(['-l', 'com9,stdio', 'vm']), /unknown LPC device 'com9'/);
+  assert.throws(() => parseArgs(['-l', 'com9,stdio', 'vm']), /-l com9,stdio: unknown lpc device 'com9'/);
   assert.throws(() => parseArgs(['-c', 'cpus=2,dies=2', 'vm']), /unknown topology key 'dies'/);
   assert.throws(() => parseArgs(['-p', '0-1', 'vm']), /expected vcpu:hostcpu/);
 });

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, ConfigTree } from '../config/tree.js';
 import { findPci, parseLegacyOptions, pciNames } from '../devices/registry.js';
+import { lpcLegacyConfig } from '../devices/pci/lpc.js';
 import { parseFwCfgArg } from '../devices/fwcfg/user.js';
 
 export const USAGE = `Usage: bhyve [-aehuwxACDHPSWY]
@@ -107,8 +108,8 @@ function applyOption(config: ConfigTree, c: string, arg: string): CliResult | un
     case 'k': readConfigFile(config, arg); break;
     case 'K': config.set('keyboard.layout', arg); break;
     case 'l': {
-      if (arg === 'help') return { kind: 'help', text: 'bootrom\ncom1\ncom2\ncom3\ncom4\nfwcfg\n', status: 0 };
-      parseLpc(config, arg);
+      const names = parseLpc(config, arg);
+      if (names) return { kind: 'help', text: names.join('\n') + '\n', status: 0 };
       break;
     }
     case 'm': config.set('memory.size', arg); break;
@@ -186,26 +187,12 @@ function parsePin(config: ConfigTree, arg: string): void {
   config.set(key, old ? `${old},${Number(m[2])}` : String(Number(m[2])));
 }
 
-/** -l com1,stdio | -l bootrom,FILE[,VARS] | -l fwcfg=qemu */
-export function parseLpc(config: ConfigTree, arg: string): void {
-  const comma = arg.indexOf(',');
-  const name = (comma < 0 ? arg : arg.slice(0, comma)).toLowerCase();
-  const rest = comma < 0 ? '' : arg.slice(comma + 1);
-  if (/^com[1-4]$/.test(name)) {
-    if (rest === '') throw new ConfigError(`-l ${arg}: ${name} needs a back-end (stdio or a tty path)`);
-    config.set(`lpc.${name}.path`, rest);
-  } else if (name === 'bootrom') {
-    const [rom, vars, ...extra] = rest.split(',');
-    if (!rom) throw new ConfigError(`-l ${arg}: bootrom needs a file`);
-    if (extra.length) throw new ConfigError(`-l ${arg}: unexpected '${extra.join(',')}'`);
-    config.set('lpc.bootrom', rom);
-    if (vars) config.set('lpc.bootvars', vars);
-  } else if (name.startsWith('fwcfg')) {
-    const m = /^fwcfg=(bhyve|qemu)$/.exec(arg);
-    if (!m) throw new ConfigError(`-l ${arg}: expected fwcfg=bhyve or fwcfg=qemu`);
-    config.set('lpc.fwcfg', m[1]);
-  } else {
-    throw new ConfigError(`-l ${arg}: unknown LPC device '${name}'`);
+/** -l com1,stdio | -l bootrom,FILE[,VARS] | -l fwcfg=qemu | -l help (returns the names) */
+export function parseLpc(config: ConfigTree, arg: string): string[] | undefined {
+  try {
+    return lpcLegacyConfig(config, arg);
+  } catch (e) {
+    throw new ConfigError(`-l ${arg}: ${(e as Error).message}`, { cause: e });
   }
 }
 
