@@ -12,6 +12,8 @@ export interface VcpuPort {
   readonly id: number;
   getRegs(): Regs;
   setRegs(r: Partial<Regs>): void;
+  /** Set every register at once (saves KVM_SET_REGS a read first); optional. */
+  putRegs?(r: Regs): void;
   getSregs(): Sregs;
   setSregs(s: Sregs): void;
   getEvents(): Buffer;
@@ -164,9 +166,10 @@ export class CpuState {
   commit(): void {
     if (this.sregsDirty) this.vcpu.setSregs(this.sregs);
     if (this.regsDirty) {
-      const r: Partial<Regs> = { rip: this.rip, rflags: this.rflags };
+      const r = { rip: this.rip, rflags: this.rflags } as Regs;
       GPR_KEYS.forEach((k, i) => (r[k] = this.gpr[i]));
-      this.vcpu.setRegs(r);
+      if (this.vcpu.putRegs) this.vcpu.putRegs(r);
+      else this.vcpu.setRegs(r);
     }
     this.regsDirty = this.sregsDirty = false;
   }

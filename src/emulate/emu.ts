@@ -9,6 +9,7 @@ import type { Insn, MemOperand, Operand } from './decoder.js';
 import { Mmu, fromBytes, toBytes } from './mmu.js';
 import { EmulationError } from './fault.js';
 import { cas } from './atomic.js';
+import { VecRegs } from './vec.js';
 
 export type Handler = (x: Emu) => void;
 
@@ -27,9 +28,18 @@ export class Emu {
   /** Clear NMI blocking after the instruction (iret). */
   unblockNmi = false;
 
-  constructor(readonly cpu: CpuState, readonly mmu: Mmu, readonly insn: Insn, readonly vcpu: VcpuPort) {
+  /** Shared by the instructions of one exit (see index.ts): the vector registers, loaded once. */
+  readonly shared: { vec?: VecRegs };
+
+  constructor(readonly cpu: CpuState, readonly mmu: Mmu, readonly insn: Insn, readonly vcpu: VcpuPort, shared: { vec?: VecRegs } = {}) {
+    this.shared = shared;
     this.next = cpu.rip + BigInt(insn.len);
     this.name = insn.mn;
+  }
+
+  /** The XMM/YMM/ZMM registers (KVM_GET_XSAVE once; written back by the caller of the handler). */
+  vec(): VecRegs {
+    return (this.shared.vec ??= new VecRegs(this.vcpu));
   }
 
   op(i: number): Operand {

@@ -156,3 +156,15 @@ test('every mnemonic in the tables has a handler or is left to KVM on purpose', 
     assert.ok(HANDLERS[k], k);
   }
 });
+
+test('sysretq and swapgs use the MSRs', () => {
+  const s = run('48 0f 07', (v) => {
+    v.msrs.set(0xc0000081, 0x0023001000000000n);
+    v.regs.rcx = 0x401000n; v.regs.r11 = 0x246n;
+  });
+  assert.deepEqual([s.v.regs.rip, s.v.regs.rflags, s.v.sregs.seg.cs.selector, s.v.sregs.seg.cs.l, s.v.sregs.seg.ss.selector, s.v.sregs.seg.cs.dpl],
+    [0x401000n, 0x246n, 0x33, 1, 0x2b, 3]);
+  const g = run('0f 01 f8', (v) => { v.msrs.set(0xc0000102, 0xffff888000000000n); v.sregs.seg.gs.base = 0x1234n; });
+  assert.equal(g.v.sregs.seg.gs.base, 0xffff888000000000n);
+  assert.equal(g.v.msrs.get(0xc0000102), 0x1234n);
+});

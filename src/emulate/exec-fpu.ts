@@ -13,6 +13,7 @@ import type { Emu, Handler } from './emu.js';
 import type { MemOperand } from './decoder.js';
 import type { VcpuPort } from './cpu.js';
 import { xsaveArea, xrstorArea } from './xsave.js';
+import { x87Arith } from './exec-x87.js';
 
 const FCW = 0, FSW = 2, MXCSR = 24, MXCSR_MASK = 28;
 const XSTATE_BV = 512;
@@ -74,7 +75,9 @@ function x87(x: Emu): void {
     buf.writeUInt16LE(buf.readUInt16LE(FSW) & 0x7f00, FSW);
     return commitState(x, buf, 1n);
   }
-  throw new EmulationError(`x87 instruction ${opcode.toString(16)} ${modrm.toString(16)} not emulated`);
+  x.name = `x87 ${opcode.toString(16)} ${mod === 3 ? modrm.toString(16) : `/${reg}`}`;
+  if (x87Arith(x, buf)) return commitState(x, buf, 1n);
+  throw new EmulationError(`x87 instruction ${x.name} not emulated`);
 }
 
 function fwait(x: Emu): void {

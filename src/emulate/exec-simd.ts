@@ -9,7 +9,7 @@
 import { CR0_EM, CR0_TS, CR4_OSFXSR, CR4_OSXSAVE } from './cpu.js';
 import { EmulationError, gp, nm, ud } from './fault.js';
 import { fromBytes, toBytes } from './mmu.js';
-import { VecRegs } from './vec.js';
+import type { VecRegs } from './vec.js';
 import { xcr0 } from './exec-fpu.js';
 import type { Emu } from './emu.js';
 import type { MemOperand, Operand } from './decoder.js';
@@ -49,7 +49,7 @@ export function simd(x: Emu): void {
     if (v.evex && (v.aaa || v.b)) throw new EmulationError('EVEX opmask or broadcast not emulated');
   } else if (s.cr0 & CR0_EM || !(s.cr4 & CR4_OSFXSR)) throw ud();
   if (s.cr0 & CR0_TS) throw nm();
-  const regs = new VecRegs(x.vcpu);
+  const regs = x.vec();
   const vl = v ? 16 << v.L : 16; // bytes
   const key = `${insn.map}:${insn.opcode.toString(16).padStart(2, '0')}`;
   const dst = insn.operands[0]?.t === 'reg' ? (insn.operands[0] as { reg: number }).reg : -1;
@@ -81,7 +81,7 @@ export function simd(x: Emu): void {
   if (bin) {
     if (!v && insn.pp !== 1 && !['2:54', '2:55', '2:56', '2:57'].includes(key)) throw new EmulationError('MMX instruction');
     put(bin(src1(), rm(vl, legacyAligned), vl));
-    return regs.commit();
+    return;
   }
   switch (key) {
     case '2:10': case '2:11': case '2:28': case '2:29': case '2:2b': case '2:6f': case '2:7f': case '2:e7': {
@@ -91,37 +91,37 @@ export function simd(x: Emu): void {
       const store = key === '2:11' || key === '2:29' || key === '2:2b' || key === '2:7f' || key === '2:e7';
       if (store) storeRm(regs.get(dst).subarray(0, vl), aligned);
       else put(rm(vl, aligned));
-      return regs.commit();
+      return;
     }
     case '2:6e': { // movd/movq xmm, r/m32/64
       const n = insn.vex?.W || (!v && insn.rex & 8) ? 8 : 4;
       const val = rmOp.t === 'reg' ? x.cpu.reg(rmOp.reg, n) : fromBytes(rm(n));
       put(pad(toBytes(val, n), 16));
-      return regs.commit();
+      return;
     }
     case '2:7e': {
-      if (insn.pp === 2) { put(pad(rm(8), 16)); return regs.commit(); } // movq xmm, xmm/m64
+      if (insn.pp === 2) { put(pad(rm(8), 16)); return; } // movq xmm, xmm/m64
       const n = insn.vex?.W || (!v && insn.rex & 8) ? 8 : 4;
       const val = regs.get(dst).subarray(0, n);
       if (rmOp.t === 'reg') x.cpu.setReg(rmOp.reg, n, fromBytes(val));
       else storeRm(Uint8Array.from(val));
-      return regs.commit();
+      return;
     }
-    case '2:d6': storeRm(rmOp.t === 'reg' ? pad(regs.get(dst).subarray(0, 8), 16) : regs.get(dst).subarray(0, 8)); return regs.commit();
+    case '2:d6': storeRm(rmOp.t === 'reg' ? pad(regs.get(dst).subarray(0, 8), 16) : regs.get(dst).subarray(0, 8)); return;
     case '2:70': { // pshufd
       if (insn.pp !== 1) throw new EmulationError('pshufhw/pshuflw/pshufw');
       const a = rm(vl, legacyAligned), out = new Uint8Array(vl), sel = imm();
       for (let lane = 0; lane < vl; lane += 16) for (let i = 0; i < 4; i++) out.set(a.subarray(lane + 4 * ((sel >> (2 * i)) & 3), lane + 4 * ((sel >> (2 * i)) & 3) + 4), lane + 4 * i);
       put(out);
-      return regs.commit();
+      return;
     }
     case '2:71': case '2:72': case '2:73': return shiftImm(x, regs, vl, key);
-    case '2:77': regs.zero(v?.L === 1); return regs.commit();
+    case '2:77': regs.zero(v?.L === 1); return;
     case '3:00': { // pshufb
       const a = src1(), b = rm(vl, legacyAligned), out = new Uint8Array(vl);
       for (let i = 0; i < vl; i++) out[i] = b[i] & 0x80 ? 0 : a[(i & ~15) + (b[i] & 15)];
       put(out);
-      return regs.commit();
+      return;
     }
     case '3:76': { // vpermi2d/q: indices in the destination, tables in vvvv and r/m
       if (!v?.evex) throw ud();
@@ -132,7 +132,7 @@ export function simd(x: Emu): void {
         out.set(t.subarray((j % n) * size, (j % n) * size + size), i * size);
       }
       put(out);
-      return regs.commit();
+      return;
     }
     case '4:0f': { // palignr
       const a = src1(), b = rm(vl, legacyAligned), out = new Uint8Array(vl), sh = imm();
@@ -142,16 +142,16 @@ export function simd(x: Emu): void {
         for (let i = 0; i < 16; i++) out[lane + i] = i + sh < 32 ? cat[i + sh] : 0;
       }
       put(out);
-      return regs.commit();
+      return;
     }
     case '4:38': case '4:39': { // vinserti128 / vextracti128 (and the EVEX 32x4 forms)
       if (!v || v.L === 0) throw ud();
       const sel = imm() & (v.L === 2 ? 3 : 1);
-      if (key === '4:39') { storeRm(regs.get(dst).subarray(16 * sel, 16 * sel + 16)); return regs.commit(); }
+      if (key === '4:39') { storeRm(regs.get(dst).subarray(16 * sel, 16 * sel + 16)); return; }
       const out = Uint8Array.from(src1());
       out.set(rm(16), 16 * sel);
       put(out);
-      return regs.commit();
+      return;
     }
   }
   throw new EmulationError(`SSE/AVX instruction ${x.name} not emulated`);
@@ -185,7 +185,6 @@ function scalarMove(x: Emu, regs: VecRegs, n: number, store: boolean, rm: (n: nu
     out.set(regs.get(rmOp.reg).subarray(0, n));
     put(out);
   }
-  regs.commit();
 }
 
 /** Groups 0F 71-73: shifts (and EVEX rotates) by an immediate; VEX/EVEX write vvvv. */
@@ -223,5 +222,4 @@ function shiftImm(x: Emu, regs: VecRegs, vl: number, key: string): void {
     }
   }
   regs.set(dst, out, !!v);
-  regs.commit();
 }

@@ -5,13 +5,16 @@
  * and TLB maintenance, swapgs and the FS/GS base instructions.
  */
 import { randomBytes } from 'node:crypto';
-import { AC, ARITH_FLAGS, CF, CR4_FSGSBASE, CR4_PGE, CR4_SMAP, FS, GS, OF, RAX, RCX, RDX, DS, mask } from './cpu.js';
+import { AC, ARITH_FLAGS, CF, CR4_FSGSBASE, CR4_PGE, CR4_SMAP, CS, FS, GS, OF, RAX, RCX, RDX, DS, SS, mask } from './cpu.js';
+
+const R11 = 11;
 import { BP, DB, EmulationError, OF_VEC, gp, np, ud } from './fault.js';
 import { iret } from './exec-iret.js';
 import { fromBytes } from './mmu.js';
 import type { Emu, Handler } from './emu.js';
 import type { MemOperand } from './decoder.js';
 
+const MSR_STAR = 0xc0000081;
 const MSR_KERNEL_GS_BASE = 0xc0000102;
 const MSR_TSC_AUX = 0xc0000103;
 
@@ -69,6 +72,25 @@ function swapgs(x: Emu): void {
   x.cpu.setSeg(GS, { ...gs, base: kernel });
 }
 
+/** sysret: back to CPL 3 with RIP from RCX and RFLAGS from R11, selectors from STAR[63:48]. */
+function sysret(x: Emu): void {
+  const cpu = x.cpu;
+  if (!cpu.long || !(cpu.sregs.efer & 1n)) throw ud();
+  needCpl0(x);
+  const star = x.vcpu.getMsrs([MSR_STAR]).get(MSR_STAR);
+  if (star === undefined) throw new EmulationError('sysret: KVM_GET_MSRS has no STAR');
+  const base = Number((star >> 48n) & 0xffffn);
+  const to64 = x.insn.opSize === 8;
+  const rip = to64 ? cpu.gpr[RCX] : cpu.gpr[RCX] & 0xffffffffn;
+  if (to64 && !x.mmu.canonical(rip)) throw gp(0);
+  const flat = { base: 0n, limit: 0xffffffff, present: 1, dpl: 3, s: 1, g: 1, avl: 0, unusable: 0 };
+  cpu.setSeg(CS, { ...flat, selector: ((to64 ? base + 16 : base) | 3) & 0xffff, type: 0xb, l: to64 ? 1 : 0, db: to64 ? 0 : 1 });
+  cpu.setSeg(SS, { ...flat, selector: ((base + 8) | 3) & 0xffff, type: 0x3, l: 0, db: 1 });
+  cpu.setFlags((cpu.gpr[R11] & 0x3c7fd7n) | 2n);
+  cpu.setRip(rip);
+  x.ripSet = true;
+}
+
 function invpcid(x: Emu): void {
   if (x.cpu.mode === 'real' || x.cpu.mode === 'v86') throw ud();
   needCpl0(x);
@@ -122,7 +144,7 @@ export const SYS_HANDLERS: Record<string, Handler> = {
   },
   lfence: () => {}, mfence: () => {}, sfence: () => {}, serialize: () => {},
   monitor: () => {}, mwait: () => {}, monitorx: () => {}, mwaitx: () => {},
-  invpcid, swapgs,
+  invpcid, swapgs, sysret,
   wbinvd: (x) => needCpl0(x),
   rdfsbase: fsgsbase, rdgsbase: fsgsbase, wrfsbase: fsgsbase, wrgsbase: fsgsbase,
   int1: (x) => { x.event = { vector: DB, soft: false }; },

@@ -19,6 +19,8 @@ import { FLOW_HANDLERS } from './exec-flow.js';
 import { SYS_HANDLERS } from './exec-sys.js';
 import { FPU_HANDLERS } from './exec-fpu.js';
 import { simd } from './exec-simd.js';
+import { runAhead } from './runahead.js';
+import type { VecRegs } from './vec.js';
 
 export { EmulationError, GuestFault } from './fault.js';
 export type { VcpuPort } from './cpu.js';
@@ -36,9 +38,11 @@ export type Outcome = { ok: true; what: string } | { ok: false; report: string }
 
 const stats = new Map<string, number>();
 const TRACE = process.env.BHYVE_EMUL_TRACE === '1';
+/** BHYVE_EMUL_RUNAHEAD=0 turns run-ahead off (every instruction then costs an exit). */
+const RUN_AHEAD = process.env.BHYVE_EMUL_RUNAHEAD !== '0';
 function count(what: string, rip?: bigint): void {
   stats.set(what, (stats.get(what) ?? 0) + 1);
-  if (TRACE) writeSync(2, `emulate: ${what} at 0x${rip?.toString(16)}\n`);
+  if (TRACE && rip !== undefined) writeSync(2, `emulate: ${what} at 0x${rip.toString(16)}\n`);
 }
 
 /** What this thread handled, by instruction (and by exception injected). */
@@ -68,7 +72,8 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
     name = insn.mn;
     const h = HANDLERS[insn.mn];
     if (!h) throw new EmulationError(`no emulation for ${insn.mn}`);
-    const x = new Emu(cpu, mmu, insn, env.vcpu);
+    const shared: { vec?: VecRegs } = {};
+    const x = new Emu(cpu, mmu, insn, env.vcpu, shared);
     try {
       h(x);
     } finally {
@@ -77,6 +82,8 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
     const at = cpu.rip;
     if (!x.ripSet) cpu.setRip(x.next);
     if (cpu.rflags & RF) cpu.setFlags(cpu.rflags & ~RF);
+    if (insn.mn === 'simd' && RUN_AHEAD) for (const n of runAhead(cpu, env.mem, env.vcpu, shared, HANDLERS)) count(`+${n}`);
+    shared.vec?.commit();
     cpu.commit();
     if (x.unblockNmi) unblockNmi(env.vcpu);
     if (x.event) {
@@ -84,6 +91,7 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
       else injectException(env.vcpu, x.event.vector);
     }
     count(name, at);
+    faultRepeats = 0;
     return { ok: true, what: name };
   } catch (e) {
     if (e instanceof GuestFault || (e instanceof DecodeError && e.kind === 'ud')) {
@@ -94,10 +102,22 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
         return { ok: false, report: report(cpu, insn, bytes, `${name} raised ${f.message}, which could not be injected: ${(e2 as Error).message}`) };
       }
       count(`${name} -> ${VECTOR_NAMES[f.vector] ?? f.vector}`, cpu?.rip);
+      if (cpu && spinning(cpu.rip)) {
+        return { ok: false, report: report(cpu, insn, bytes, `${name} raised ${f.message} ${SPIN_LIMIT} times in a row at the same RIP (the guest makes no progress)`) };
+      }
       return { ok: true, what: `${name} -> ${f.message}` };
     }
     return { ok: false, report: report(cpu, insn, bytes, (e as Error).message) };
   }
+}
+
+const SPIN_LIMIT = 100_000;
+let lastFaultRip = -1n, faultRepeats = 0;
+/** The same instruction faulting over and over: stop rather than spin. */
+function spinning(rip: bigint): boolean {
+  faultRepeats = rip === lastFaultRip ? faultRepeats + 1 : 1;
+  lastFaultRip = rip;
+  return faultRepeats >= SPIN_LIMIT;
 }
 
 /** Decode from the bytes KVM gave, fetching from CS:RIP when they are missing or too few. */

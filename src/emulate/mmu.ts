@@ -31,6 +31,9 @@ const P = 1n, RW = 2n, US = 4n, A = 0x20n, D = 0x40n, PS = 0x80n, XD = 1n << 63n
 const ADDR_MASK = 0x000ffffffffff000n;
 
 export class Mmu {
+  /** Translations made during this exit (page tables do not change meanwhile), by page and access kind. */
+  private readonly tlb = new Map<string, number>();
+
   constructor(readonly cpu: CpuState, readonly mem: MemPort, readonly mmio?: MmioPort) {}
 
   /** Segment base + offset, with the checks of the mode; raises #GP/#SS. */
@@ -63,6 +66,15 @@ export class Mmu {
 
   /** Guest-virtual to guest-physical for one byte's page; raises #PF. */
   translate(lin: bigint, acc: Access = {}): number {
+    const key = `${lin >> 12n}:${acc.write ? 1 : 0}${acc.fetch ? 1 : 0}${acc.implicit ? 1 : 0}${this.cpu.cpl}${this.cpu.rflags & AC ? 1 : 0}`;
+    const hit = this.tlb.get(key);
+    if (hit !== undefined) return hit + Number(lin & 0xfffn);
+    const gpa = this.walk(lin, acc);
+    this.tlb.set(key, gpa - Number(lin & 0xfffn));
+    return gpa;
+  }
+
+  private walk(lin: bigint, acc: Access): number {
     const cpu = this.cpu;
     const s = cpu.sregs;
     if ((s.cr0 & CR0_PG) === 0n) return Number(cpu.long ? lin : lin & 0xffffffffn);

@@ -113,7 +113,7 @@ Object.assign(MAP2, {
   ),
   0x0b: e('ud2'), 0x0d: grp([e('nop', 'Mp'), e('nop', 'Mp'), e('nop', 'Mp'), e('nop', 'Mp'), e('nop', 'Mp'), e('nop', 'Mp'), e('nop', 'Mp'), e('nop', 'Mp')]),
   0x18: nopM, 0x19: nopM, 0x1a: nopM, 0x1b: nopM, 0x1c: nopM, 0x1d: nopM, 0x1e: nopM, 0x1f: nopM,
-  0x31: e('rdtsc'), 0xa2: e('cpuid'),
+  0x05: e('syscall'), 0x07: e('sysret'), 0x31: e('rdtsc'), 0xa2: e('cpuid'),
   0xa3: e('bt', 'Ev,Gv'), 0xa4: e('shld', 'Ev,Gv,Ib'), 0xa5: e('shld', 'Ev,Gv,CL'),
   0xab: e('bts', 'Ev,Gv', LOCK), 0xac: e('shrd', 'Ev,Gv,Ib'), 0xad: e('shrd', 'Ev,Gv,CL'),
   0xae: pfx({

@@ -13,6 +13,7 @@ function run(hex: string, setup: (v: FakeVcpu, m: FakeMem) => void) {
   v.xcr0 = 0xe7n;
   v.cpuid = [[0xd, 2, 256, 576, 0, 0], [0xd, 5, 64, 1088, 0, 0], [0xd, 6, 512, 1152, 0, 0], [0xd, 7, 1024, 1664, 0, 0]];
   const m = new FakeMem();
+  m.bytes.fill(0xf4, 0x100, 0x200); // hlt after the instruction: run-ahead stops there
   setup(v, m);
   const out = emulate({ vcpu: v, mem: m }, Buffer.from(hex.replace(/ /g, ''), 'hex'));
   assert.ok(out.ok, out.ok ? '' : out.report);
@@ -62,4 +63,18 @@ test('movd/movq between general and vector registers', () => {
   assert.deepEqual(dwords(a.v.xsave, XMM(5), 4), [0x22334455, 0, 0, 0]);
   const b = run('66 48 0f 7e c0', (v) => setDwords(v.xsave, XMM(0), [0x55667788, 0x11223344, 9, 9]));
   assert.equal(b.v.regs.rax, 0x1122334455667788n);
+});
+
+test('run-ahead goes on through the vector code that follows, then stops', () => {
+  const v = new FakeVcpu();
+  v.xcr0 = 0xe7n;
+  const m = new FakeMem();
+  // vpaddd xmm0,xmm0,xmm1 three times with an inc rbx between, then hlt
+  m.bytes.set(Buffer.from('c5f9fec1' + 'c5f9fec1' + '48ffc3' + 'c5f9fec1' + 'f4', 'hex'), 0x100);
+  v.regs.rip = 0x100n;
+  setDwords(v.xsave, XMM(1), [1, 2, 3, 4]);
+  const out = emulate({ vcpu: v, mem: m }, m.bytes.subarray(0x100, 0x104));
+  assert.ok(out.ok);
+  assert.deepEqual(dwords(v.xsave, XMM(0), 4), [3, 6, 9, 12]);
+  assert.deepEqual([v.regs.rip, v.regs.rbx], [0x10fn, 1n]);
 });

@@ -64,6 +64,12 @@ export class Vcpu {
     check(ioctlPtr(this.fd, C.KVM_SET_REGS, this.regsBuf), 'KVM_SET_REGS');
   }
 
+  /** KVM_SET_REGS with every register given (no read-modify-write). */
+  putRegs(r: Regs): void {
+    C.REG_NAMES.forEach((n, i) => this.regsBuf.writeBigUInt64LE(BigInt.asUintN(64, r[n]), i * 8));
+    check(ioctlPtr(this.fd, C.KVM_SET_REGS, this.regsBuf), 'KVM_SET_REGS');
+  }
+
   getSregs(): Sregs {
     const b = this.sregsBuf;
     check(ioctlPtr(this.fd, C.KVM_GET_SREGS, b), 'KVM_GET_SREGS');
