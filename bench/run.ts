@@ -57,7 +57,7 @@ function row(name: string, ours: number, ref: number, unit: string, refName: str
   console.log(`${name.padEnd(34)} bhyve-ts ${ours.toFixed(2).padStart(9)} ${unit}   ${refName} ${ref.toFixed(2).padStart(9)} ${unit}   ratio ${(ours / ref).toFixed(2)}x`);
 }
 
-/** `npm run bench [core] [blk] [net] [grub]`: all sections when none is named. */
+/** `npm run bench [core] [blk] [net] [grub] [linux]`: all sections when none is named. */
 const SECTIONS = process.argv.slice(2);
 const want = (s: string) => SECTIONS.length === 0 || SECTIONS.includes(s);
 
@@ -87,6 +87,13 @@ async function main(): Promise<void> {
       if (r.qemu) row(`SeaBIOS->GRUB file ${r.device}`, r.bhyve.toFile / 1000, r.qemu.toFile / 1000, 's', 'QEMU');
       else console.log(`SeaBIOS->GRUB file ${r.device}: ${(r.bhyve.toFile / 1000).toFixed(1)} s (no QEMU)`);
     }
+  }
+  if (want('linux')) {
+    const { benchLinux } = await import('./linux.js');
+    console.log('# launch -> Linux shell prompt (Debian vmlinux + busybox initramfs, 1 vCPU, 384 MiB)');
+    const r = await benchLinux();
+    console.log(`Linux to shell                     bhyve-ts ${(r.toShell / 1000).toFixed(1)} s (to exit after poweroff -f: ${(r.toExit / 1000).toFixed(1)} s, status ${r.status})   QEMU: ${r.qemu}`);
+    console.log(r.stats.trimEnd());
   }
 }
 

@@ -18,7 +18,8 @@ mkdir -p "$OUT" "$DEB_DIR"
 # crc-t10dif and crc64-rocksoft look their algorithms up by alias at init
 # (a softdep modprobe would load these), so name the generic ones first.
 WANTED=(crct10dif_generic crc64_rocksoft_generic
-        virtio_pci virtio_blk virtio_net virtio-rng ahci sd_mod sr_mod)
+        virtio_pci virtio_blk virtio_net virtio-rng virtio_balloon ahci sd_mod sr_mod
+        crc32c_generic ext4)
 
 log() { echo "fetch-kernel: $*" >&2; }
 die() { echo "fetch-kernel: error: $*" >&2; exit 1; }
@@ -109,7 +110,7 @@ readelf -n "$OUT/vmlinux" | grep -qE 'Xen.*(0x00000012|PHYS32_ENTRY)' \
 #    through modules.order.
 MODROOT="$TREE/lib/modules/$KREL"
 MODOUT="$OUT/modules"
-if [[ ! -f "$MODOUT/load-order" ]]; then
+if [[ ! -f "$MODOUT/load-order" || "$(cat "$MODOUT/wanted" 2>/dev/null || true)" != "${WANTED[*]}" ]]; then
   rm -rf "$MODOUT"; mkdir -p "$MODOUT"
   declare -A SEEN=()
   ORDER=()
@@ -154,6 +155,7 @@ if [[ ! -f "$MODOUT/load-order" ]]; then
     esac
     echo "$base" >> "$MODOUT/load-order.tmp"
   done
+  echo "${WANTED[*]}" > "$MODOUT/wanted"
   mv "$MODOUT/load-order.tmp" "$MODOUT/load-order"
 fi
 

@@ -2,7 +2,7 @@
  * The SSE/AVX/AVX-512 instructions kernel code runs between
  * kernel_fpu_begin/end (Linux's blake2s, for one), legacy, VEX and EVEX
  * forms: moves (aligned, unaligned, movd/movq), bitwise and/or/xor/andn,
- * 32/64-bit add/sub, pshufd, pshufb, palignr, shifts and rotates by
+ * the SSE2 packed-integer set of simd-int.ts, pshufd, pshufb, palignr, shifts and rotates by
  * immediate, vpermi2d/q, vextracti128/vinserti128 (and the 32x4 forms),
  * vzeroupper/vzeroall. EVEX opmasks and broadcast are not emulated.
  */
@@ -13,6 +13,7 @@ import type { VecRegs } from './vec.js';
 import { xcr0 } from './exec-fpu.js';
 import type { Emu } from './emu.js';
 import type { MemOperand, Operand } from './decoder.js';
+import { INT_BINARY } from './simd-int.js';
 
 type Lanes = (a: Uint8Array, b: Uint8Array, n: number) => Uint8Array;
 
@@ -34,6 +35,7 @@ const bytewise = (f: (x: number, y: number) => number): Lanes => (a, b, n) => Ui
 
 /** Two-source operations by (map, opcode); the legacy forms need the 66 prefix (no MMX). */
 const BINARY: Record<string, Lanes> = {
+  ...INT_BINARY,
   '2:db': bytewise((x, y) => x & y), '2:df': bytewise((x, y) => ~x & y), '2:eb': bytewise((x, y) => x | y), '2:ef': bytewise((x, y) => x ^ y),
   '2:54': bytewise((x, y) => x & y), '2:55': bytewise((x, y) => ~x & y), '2:56': bytewise((x, y) => x | y), '2:57': bytewise((x, y) => x ^ y),
   '2:fe': lanes32((x, y) => x + y), '2:fa': lanes32((x, y) => x - y),

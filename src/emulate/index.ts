@@ -18,6 +18,7 @@ import { INT_HANDLERS } from './exec-int.js';
 import { FLOW_HANDLERS } from './exec-flow.js';
 import { SYS_HANDLERS } from './exec-sys.js';
 import { FPU_HANDLERS } from './exec-fpu.js';
+import { withPvmFrame } from './pvm-frame.js';
 import { simd } from './exec-simd.js';
 import { runAhead } from './runahead.js';
 import type { VecRegs } from './vec.js';
@@ -26,7 +27,11 @@ export { EmulationError, GuestFault } from './fault.js';
 export type { VcpuPort } from './cpu.js';
 export type { MemPort, MmioPort } from './mmu.js';
 
-export const HANDLERS: Record<string, Handler> = { ...INT_HANDLERS, ...FLOW_HANDLERS, ...SYS_HANDLERS, ...FPU_HANDLERS, simd };
+export const HANDLERS: Record<string, Handler> = {
+  ...INT_HANDLERS, ...FLOW_HANDLERS, ...SYS_HANDLERS, ...FPU_HANDLERS, simd,
+  // PVM puts protected-mode interrupt frames at ESP without the SS base (pvm-frame.ts).
+  iret: withPvmFrame(SYS_HANDLERS.iret),
+};
 
 export interface EmulateEnv {
   vcpu: VcpuPort;

@@ -11,6 +11,7 @@ import type { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
 import type { GuestMemory } from '../kvm/memory.js';
 import { emulate, formatStats } from '../emulate/index.js';
+import type { PvmSyscallRepair } from '../emulate/pvm-syscall.js';
 import { writeSync } from 'node:fs';
 
 /** Per-vCPU words in the shared control block (see vmm.ts). */
@@ -19,6 +20,9 @@ export const CTL_GO = 1; // global: set when every vCPU thread is ready
 export const CTL_BASE = 4; // then, per vCPU: [exits, idle, tid, pad]
 export const CTL_STRIDE = 4;
 export const CTL_EXITS = 0, CTL_IDLE = 1, CTL_TID = 2;
+export const CTL_MAX_VCPUS = 64;
+/** After the per-vCPU words: the shared state of the PVM syscall repair. */
+export const CTL_PVM = CTL_BASE + CTL_MAX_VCPUS * CTL_STRIDE;
 
 export interface LoopEnv {
   vcpu: Vcpu;
@@ -34,7 +38,12 @@ export interface LoopEnv {
   exit: (status: ExitStatus, why: string) => void;
   /** Guest memory, for the instruction emulator (src/emulate). */
   mem?: GuestMemory;
+  /** On PVM hosts: the repair of user-mode `syscall` (src/emulate/pvm-syscall.ts). */
+  pvm?: PvmSyscallRepair;
 }
+
+/** How often (in exits) the PVM repair re-checks the guest's #PF handler. */
+const PVM_CHECK_EVERY = 64;
 
 const ONES = [0, 0xff, 0xffff, 0xffffff, 0xffffffff];
 
@@ -42,7 +51,10 @@ export function runLoop(env: LoopEnv): void {
   try {
     loop(env);
   } finally {
-    if (process.env.BHYVE_EMUL_STATS === '1') writeSync(2, formatStats(`vCPU ${env.vcpu.id}`));
+    if (process.env.BHYVE_EMUL_STATS === '1') {
+      writeSync(2, formatStats(`vCPU ${env.vcpu.id}`));
+      if (env.pvm) writeSync(2, `  PVM syscall repair: ${env.pvm.counts.syscalls} system calls, ${env.pvm.counts.faults} page faults passed on, ${env.pvm.counts.installs} hook installs\n`);
+    }
   }
 }
 
@@ -52,6 +64,7 @@ function loop(env: LoopEnv): void {
   const bytes = vcpu.runBytes;
   const base = CTL_BASE + vcpu.id * CTL_STRIDE;
   let generation = arena.generation;
+  let sinceCheck = 0;
 
   for (;;) {
     if (Atomics.load(ctl, CTL_STOP) !== 0) return;
@@ -63,6 +76,11 @@ function loop(env: LoopEnv): void {
     }
     Atomics.add(ctl, base + CTL_EXITS, 1);
     const reason = run.getUint32(C.RUN_EXIT_REASON, true);
+    if (env.pvm && ++sinceCheck >= PVM_CHECK_EVERY) {
+      sinceCheck = 0;
+      arena.lock();
+      try { env.pvm.check(vcpu); } catch { /* registers unavailable: try later */ } finally { arena.unlock(); }
+    }
 
     if (reason === C.KVM_EXIT_IO) {
       const out = run.getUint8(C.RUN_IO_DIRECTION) === C.KVM_EXIT_IO_OUT;
@@ -168,7 +186,9 @@ function handleOther(env: LoopEnv, reason: number): boolean {
         if (!env.mem) {
           what = `vCPU ${vcpu.id}: instruction emulation failed (bytes: ${[...insn].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`;
         } else {
-          const out = emulate({ vcpu, mem: env.mem, mmio: lockedMmio(env) }, insn);
+          const hook = env.pvm?.onFailure(vcpu, insn);
+          if (hook?.repaired) return true;
+          const out = emulate({ vcpu, mem: env.mem, mmio: lockedMmio(env) }, hook ? hook.original : insn);
           if (out.ok) return true;
           what = `vCPU ${vcpu.id}: ${out.report}`;
         }

@@ -3,7 +3,9 @@ import { parentPort } from 'node:worker_threads';
 import { Vcpu } from '../kvm/vcpu.js';
 import { gettid, sched_setaffinity } from '../kvm/libc.js';
 import { Machine, type MachineInit } from './machine.js';
-import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
+import { existsSync } from 'node:fs';
+import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID, CTL_PVM } from './vcpu-loop.js';
+import { PvmSyscallRepair, PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
 import type { ExitStatus } from './context.js';
 
 export interface VcpuThreadData {
@@ -25,6 +27,8 @@ export type WorkerMessage =
   | { t: 'error'; message: string };
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+/** PVM hosts (kvm_pvm) need the user-mode syscall repair; BHYVE_PVM_SYSCALL=0 turns it off. */
+const PVM_HOST = existsSync('/sys/module/kvm_pvm') && process.env.BHYVE_PVM_SYSCALL !== '0';
 
 function main(data: VcpuThreadData): void {
   const ctl = new Int32Array(data.ctl);
@@ -41,8 +45,9 @@ function main(data: VcpuThreadData): void {
   if (data.cpuset.length) pin(data.id, data.cpuset);
   post({ t: 'ready', id: data.id });
   while (Atomics.load(ctl, CTL_GO) === 0 && Atomics.load(ctl, CTL_STOP) === 0) Atomics.wait(ctl, CTL_GO, 0, 100);
+  const pvm = PVM_HOST ? new PvmSyscallRepair(ctl.subarray(CTL_PVM, CTL_PVM + PVM_SYSCALL_WORDS), machine.ctx.mem) : undefined;
   runLoop({
-    vcpu, arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl, mem: machine.ctx.mem,
+    vcpu, arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl, mem: machine.ctx.mem, pvm,
     strictIo: data.strictIo, strictMsr: data.strictMsr,
     resync: () => machine.resync(), exit,
   });

@@ -18,7 +18,8 @@ import { buildLayout, loadBootrom, type Layout } from './layout.js';
 import { Machine, type MachineInit } from './machine.js';
 import { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
-import { CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
+import { CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_PVM, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
+import { PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
 import type { VcpuThreadData, WorkerMessage } from './vcpu-worker.js';
 import { setupGuest } from './boot.js';
 import type { IoThreadData } from './iothread.js';
@@ -33,7 +34,7 @@ const IOTHREAD_URL = new URL('./iothread.js', import.meta.url);
 
 export class VirtualMachine {
   readonly workers: Worker[] = [];
-  private readonly ctlSab = new SharedArrayBuffer(4 * (CTL_BASE + 64 * CTL_STRIDE));
+  private readonly ctlSab = new SharedArrayBuffer(4 * (CTL_PVM + PVM_SYSCALL_WORDS));
   private readonly ctl = new Int32Array(this.ctlSab);
   private stopInfo?: StopInfo;
   private resolveStop!: (s: StopInfo) => void;

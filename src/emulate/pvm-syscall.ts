@@ -1,0 +1,151 @@
+/**
+ * PVM's user-mode `syscall`, repaired.
+ *
+ * On a PVM host (kvm_pvm) an unmodified guest's `syscall` from CPL 3 loads
+ * RIP from LSTAR, RCX and R11 as the architecture says, but leaves the vCPU
+ * at CPL 3: the first fetch at LSTAR faults (#PF, error code U|I-fetch) and
+ * the guest kernel sees a user process faulting on its own syscall entry
+ * (Linux: "init: segfault at entry_SYSCALL_64 ... error 15"). Exceptions
+ * from CPL 3 are delivered correctly through the guest's IDT, so the VMM
+ * takes over there: it puts an `int3` on the first byte of the guest's #PF
+ * handler (vector 14 of the IDT, found at run time and followed when the
+ * guest moves it). KVM's emulator cannot run `int3`, so every #PF entry
+ * comes to us as an emulation failure. A fault whose frame says "user-mode
+ * instruction fetch at LSTAR" is turned into the system call it was: the
+ * frame is dropped, RSP is the user stack again, CS/SS come from STAR and
+ * RFLAGS is R11 masked by SFMASK, RIP is LSTAR, now at CPL 0. Any other
+ * fault runs the handler's original first instruction and goes on.
+ *
+ * The hook's state lives in shared words so that every vCPU thread sees
+ * one patch; callers serialize `check` under the device lock.
+ */
+import { CpuState, CS, SS, RF, type VcpuPort } from './cpu.js';
+import { Mmu, fromBytes, type MemPort } from './mmu.js';
+import { decode } from './decoder.js';
+
+const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084;
+const PF_VECTOR = 14;
+const INT3 = 0xcc;
+const PFERR_USER = 4n, PFERR_FETCH = 0x10n;
+
+/** Layout of the shared words. */
+const W_STATE = 0, W_VA = 1, W_GPA = 3, W_LEN = 5, W_ORIG = 6;
+export const PVM_SYSCALL_WORDS = W_ORIG + 4;
+
+export interface RepairOutcome { repaired: boolean; original: Uint8Array }
+
+export class PvmSyscallRepair {
+  /** Number of system calls repaired and #PF passed through, on this thread. */
+  readonly counts = { syscalls: 0, faults: 0, installs: 0 };
+
+  constructor(private readonly words: Int32Array, private readonly mem: MemPort) {
+    if (words.length < PVM_SYSCALL_WORDS) throw new RangeError('pvm-syscall: shared block too small');
+  }
+
+  private get installed(): boolean { return Atomics.load(this.words, W_STATE) === 1; }
+  private get va(): bigint { return this.u64(W_VA); }
+  private get gpa(): number { return Number(this.u64(W_GPA)); }
+  private u64(i: number): bigint {
+    return BigInt(this.words[i] >>> 0) | (BigInt(this.words[i + 1] >>> 0) << 32n);
+  }
+  private setU64(i: number, v: bigint): void {
+    this.words[i] = Number(v & 0xffffffffn) | 0;
+    this.words[i + 1] = Number(v >> 32n) | 0;
+  }
+  private original(): Uint8Array {
+    const out = new Uint8Array(16);
+    for (let i = 0; i < 4; i++) new DataView(out.buffer).setInt32(i * 4, this.words[W_ORIG + i], true);
+    return out.subarray(0, this.words[W_LEN]);
+  }
+
+  /**
+   * Make sure the #PF handler the guest's IDT names carries the hook (call
+   * with the device lock held). Does nothing outside paged long mode.
+   */
+  check(vcpu: VcpuPort): void {
+    const cpu = new CpuState(vcpu);
+    if (!cpu.long || cpu.sregs.idt.limit < PF_VECTOR * 16 + 15) return;
+    const mmu = new Mmu(cpu, this.mem);
+    let handler: bigint, gpa: number, bytes: Uint8Array;
+    try {
+      const gate = mmu.readLinear(cpu.sregs.idt.base + BigInt(PF_VECTOR * 16), 16, { implicit: true });
+      if (!(gate[5] & 0x80)) return; // not present
+      handler = fromBytes(gate.subarray(0, 2)) | (fromBytes(gate.subarray(6, 8)) << 16n) | (fromBytes(gate.subarray(8, 12)) << 32n);
+      gpa = mmu.translate(handler, { fetch: true, implicit: true });
+      bytes = mmu.readLinear(handler, 15, { fetch: true, implicit: true });
+    } catch {
+      return; // tables not mapped (yet): try again later
+    }
+    if (this.installed && this.va === handler && bytes[0] === INT3) return;
+    if (this.installed) this.remove();
+    if (bytes[0] === INT3) return; // the guest's own breakpoint: leave it alone
+    let len: number;
+    try {
+      len = decode(bytes, 8).len;
+    } catch {
+      return;
+    }
+    const ram = this.mem.slice(gpa, 1);
+    if (!ram) return;
+    const orig = new Uint8Array(16);
+    orig.set(bytes.subarray(0, len));
+    const dv = new DataView(orig.buffer);
+    for (let i = 0; i < 4; i++) this.words[W_ORIG + i] = dv.getInt32(i * 4, true);
+    this.words[W_LEN] = len;
+    this.setU64(W_VA, handler);
+    this.setU64(W_GPA, BigInt(gpa));
+    ram[0] = INT3;
+    Atomics.store(this.words, W_STATE, 1);
+    this.counts.installs++;
+  }
+
+  /** Put the original byte back (when the guest moved its handler). */
+  private remove(): void {
+    const ram = this.mem.slice(this.gpa, 1);
+    if (ram && ram[0] === INT3) ram[0] = this.original()[0];
+    Atomics.store(this.words, W_STATE, 0);
+  }
+
+  /**
+   * An emulation failure on `bytes` (as KVM reported them): undefined when
+   * it is not our hook; otherwise the system call is repaired in place
+   * (`repaired`), or `original` holds the instruction to emulate instead.
+   */
+  onFailure(vcpu: VcpuPort, bytes: Uint8Array): RepairOutcome | undefined {
+    if (!this.installed || (bytes.length && bytes[0] !== INT3)) return undefined;
+    const cpu = new CpuState(vcpu);
+    if (cpu.rip !== this.va) return undefined;
+    const original = this.original();
+    const mmu = new Mmu(cpu, this.mem);
+    let frame: bigint[];
+    try {
+      const raw = mmu.readLinear(cpu.gpr[4], 48, { implicit: true });
+      frame = [0, 1, 2, 3, 4, 5].map((i) => fromBytes(raw.subarray(i * 8, i * 8 + 8)));
+    } catch {
+      this.counts.faults++;
+      return { repaired: false, original };
+    }
+    const [err, rip, cs, , rsp] = frame;
+    if ((cs & 3n) !== 3n || (err & (PFERR_USER | PFERR_FETCH)) !== (PFERR_USER | PFERR_FETCH)) {
+      this.counts.faults++;
+      return { repaired: false, original };
+    }
+    const msrs = vcpu.getMsrs([MSR_STAR, MSR_LSTAR, MSR_FMASK]);
+    const lstar = msrs.get(MSR_LSTAR) ?? 0n;
+    if (rip !== lstar) {
+      this.counts.faults++;
+      return { repaired: false, original };
+    }
+    const kcs = Number((msrs.get(MSR_STAR) ?? 0n) >> 32n) & 0xfffc;
+    const fmask = msrs.get(MSR_FMASK) ?? 0n;
+    const codeSeg = cpu.seg(CS);
+    cpu.setSeg(CS, { ...codeSeg, selector: kcs, base: 0n, limit: 0xffffffff, type: 11, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, unusable: 0 });
+    cpu.setSeg(SS, { ...codeSeg, selector: kcs + 8, base: 0n, limit: 0xffffffff, type: 3, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, unusable: 0 });
+    cpu.gpr[4] = rsp;
+    cpu.setRip(lstar);
+    cpu.setFlags(((cpu.gpr[11] & ~fmask) & ~RF) | 2n);
+    cpu.commit();
+    this.counts.syscalls++;
+    return { repaired: true, original };
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Drive Debian's kernel with the busybox initramfs (scripts/fetch-kernel.sh,
+ * scripts/build-initramfs.sh) on COM1: start bhyve with the Linux loader,
+ * wait for console lines, run shell commands and read their output.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BHYVE, ROOT } from './harness.js';
+
+export const VMLINUX = join(ROOT, '.cache/kernel/vmlinux');
+export const VMLINUZ = join(ROOT, '.cache/kernel/vmlinuz');
+export const INITRD = join(ROOT, '.cache/initramfs.cpio.gz');
+export const SHELL_READY = 'bhyve-ts initramfs ready';
+export const PVM = existsSync('/sys/module/kvm_pvm');
+/** Kernel-mode code runs through KVM's instruction emulator on PVM: a boot takes minutes there. */
+export const BOOT_MS = PVM ? 45 * 60_000 : 5 * 60_000;
+export const CMDLINE = 'console=ttyS0 earlyprintk=serial noxsave nowatchdog bhyve_ts_test=1';
+
+export class LinuxGuest {
+  out = '';
+  status: number | null = null;
+  readonly closed: Promise<number | null>;
+  private readonly child: ChildProcess;
+  private seq = 0;
+
+  /** `args` are bhyve's arguments before the kernel options and the VM name. */
+  constructor(args: string[], name: string, opts: { kernel?: string; cmdline?: string; env?: NodeJS.ProcessEnv } = {}) {
+    const all = [...args, '-o', `boot.kernel=${opts.kernel ?? VMLINUX}`, '-o', `boot.initrd=${INITRD}`,
+      '-o', `boot.cmdline=${opts.cmdline ?? CMDLINE}`, name];
+    this.child = spawn(process.execPath, [BHYVE, ...all], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    this.child.stdout!.setEncoding('latin1');
+    this.child.stdout!.on('data', (s: string) => { this.out += s; });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (s: string) => { this.out += s; });
+    this.closed = new Promise((resolve) => this.child.on('close', (code) => { this.status = code; resolve(code); }));
+  }
+
+  get pid(): number { return this.child.pid ?? -1; }
+
+  /** Resolves with the match once `re` matches the output so far; undefined on timeout or exit. */
+  waitFor(re: RegExp, ms: number, from = 0): Promise<RegExpMatchArray | undefined> {
+    return new Promise((resolve) => {
+      const test = () => re.exec(this.out.slice(from)) ?? undefined;
+      const now = test();
+      if (now || this.status !== null) return resolve(now);
+      const done = (m: RegExpMatchArray | undefined) => {
+        clearTimeout(timer);
+        this.child.stdout!.off('data', on);
+        resolve(m);
+      };
+      const on = () => { const m = test(); if (m) done(m); };
+      const timer = setTimeout(() => done(test()), ms);
+      this.child.stdout!.on('data', on);
+      void this.closed.then(() => done(test()));
+    });
+  }
+
+  send(s: string): void {
+    this.child.stdin!.write(s);
+  }
+
+  /** Run a shell command; its output (between markers the tty echo cannot match), or undefined on timeout. */
+  async sh(cmd: string, ms = 120_000): Promise<string | undefined> {
+    const n = ++this.seq;
+    const from = this.out.length;
+    this.send(`echo @@""B${n}; ${cmd}; echo @@""E${n}\n`);
+    const m = await this.waitFor(new RegExp(`@@B${n}\\r?\\n([\\s\\S]*?)@@E${n}`), ms, from);
+    return m?.[1].replace(/\r/g, '');
+  }
+
+  tail(n = 3000): string {
+    return this.out.slice(-n);
+  }
+
+  kill(): void {
+    if (this.status === null) this.child.kill('SIGKILL');
+  }
+}
