@@ -1,15 +1,14 @@
-#!/usr/bin/env node
-/** bhyve(8): run a guest operating system inside a virtual machine. */
+/**
+ * bhyve(8): run a guest operating system inside a virtual machine. The
+ * command's main bundle (run by the entry stub, launch.ts, which has already
+ * started the first vCPU thread).
+ */
 import { prewarmVcpuThreads, vcpuThreadsSettled } from '../vmm/vcpu-pool.js';
 import { wantsPrewarm } from '../vmm/early.js';
-
-// Start the first vCPU thread before loading the rest: its start-up overlaps
-// ours (the bundled command has already started it: see launch.ts).
-if (wantsPrewarm(process.argv.slice(2))) prewarmVcpuThreads(1);
-
-const [{ parseArgs }, { VirtualMachine }, { ExitStatus }] = await Promise.all([
-  import('./options.js'), import('../vmm/vmm.js'), import('../vmm/context.js'), import('../devices/all.js'),
-]);
+import { parseArgs } from './options.js';
+import { VirtualMachine } from '../vmm/vmm.js';
+import { ExitStatus } from '../vmm/context.js';
+import '../devices/all.js';
 
 async function fail(e: unknown): Promise<never> {
   const err = e as Error;
@@ -21,7 +20,7 @@ async function fail(e: unknown): Promise<never> {
 }
 
 async function main(): Promise<void> {
-  let vm: import('../vmm/vmm.js').VirtualMachine;
+  let vm: VirtualMachine;
   try {
     const r = parseArgs(process.argv.slice(2));
     if (r.kind === 'help') {
@@ -44,4 +43,5 @@ async function main(): Promise<void> {
   process.exit(status);
 }
 
+if (wantsPrewarm(process.argv.slice(2))) prewarmVcpuThreads(1);
 main().catch(fail);

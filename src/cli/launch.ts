@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
- * The bundled `bhyve` command's first module (dist/bundle/bhyve.js): it
- * starts the first vCPU thread before Node parses the VMM itself, so the
- * thread's start-up overlaps the main thread's (see src/vmm/vcpu-pool.ts),
- * then loads the command (dist/bundle/bhyve-main.js).
+ * The `bhyve` command's entry (dist/bundle/bhyve.js, a small CommonJS stub):
+ * it starts the first vCPU thread before anything else, so the thread's
+ * start-up overlaps the main thread's (see src/vmm/vcpu-pool.ts), then runs
+ * the command's bundle (dist/bundle/code/bhyve-main.js) with its code cache.
  */
 import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
 import { EARLY_VCPU_THREAD, wantsPrewarm, type EarlyThread } from '../vmm/early.js';
+import { runBundle, saveOnExit, trainingRun } from './code-cache.js';
+
+// Only ever run as the CommonJS bundle, where __dirname and require are the stub's (dist/bundle).
+const dir = __dirname;
 
 if (wantsPrewarm(process.argv.slice(2))) {
-  const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url));
+  const worker = new Worker(join(dir, 'vcpu-worker.js'));
   worker.unref();
   const loaded = new Promise<void>((resolve) => {
     worker.once('message', () => resolve());
@@ -19,5 +24,7 @@ if (wantsPrewarm(process.argv.slice(2))) {
   const early: EarlyThread = { worker, loaded };
   (globalThis as Record<symbol, unknown>)[EARLY_VCPU_THREAD] = early;
 }
-// @ts-expect-error: exists only in the bundle, next to this file
-await import('./bhyve-main.js');
+const MAIN = 'bhyve-main';
+const main = runBundle(dir, MAIN, require);
+const training = trainingRun();
+if (training) saveOnExit(dir, main, MAIN, training);

@@ -40,18 +40,27 @@ export type SegmentSpec = Segment;
 
 export class GuestMemory {
   readonly segments: Segment[];
-  private readonly views: Uint8Array[][];
+  /**
+   * Views made on first use: V8 counts a view's bytes as external memory, and
+   * a large one sets off a full garbage collection on the thread that makes
+   * it, which a thread that never touches guest memory need not pay.
+   */
+  private readonly views: (Uint8Array | undefined)[][];
 
   constructor(segments: Segment[]) {
     this.segments = [...segments].sort((a, b) => a.gpa - b.gpa);
-    this.views = this.segments.map((s) => {
-      const out: Uint8Array[] = [];
-      for (let off = 0; off < s.size; off += CHUNK) {
-        const len = Math.min(CHUNK, s.size - off);
-        out.push(new Uint8Array(koffi.view(s.host + BigInt(off), len)));
-      }
-      return out;
-    });
+    this.views = this.segments.map(() => []);
+  }
+
+  private view(i: number, chunk: number): Uint8Array {
+    let v = this.views[i][chunk];
+    if (!v) {
+      const s = this.segments[i];
+      const off = chunk * CHUNK;
+      v = new Uint8Array(koffi.view(s.host + BigInt(off), Math.min(CHUNK, s.size - off)));
+      this.views[i][chunk] = v;
+    }
+    return v;
   }
 
   /** Total RAM (not devmem) in bytes. */
@@ -85,7 +94,7 @@ export class GuestMemory {
     if (off + len > s.size) return undefined;
     const chunk = Math.floor(off / CHUNK);
     const coff = off - chunk * CHUNK;
-    const v = this.views[i][chunk];
+    const v = this.view(i, chunk);
     if (coff + len > v.length) return undefined;
     return v.subarray(coff, coff + len);
   }
