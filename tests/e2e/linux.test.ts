@@ -13,8 +13,8 @@
  * instruction emulator with src/emulate/ taking what it refuses, and the
  * user-mode syscall repair (src/emulate/pvm-syscall.ts) lets busybox run:
  * a boot takes many minutes there, so each guest boots once. The bzImage's
- * decompressor alone would take most of an hour there, so on PVM the
- * bzImage test checks the decompressor's first lines only.
+ * xz decompressor would add many silent minutes at CPL 0, so on PVM the
+ * bzImage test says so and skips.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,9 +72,9 @@ test("Debian's kernel as a bzImage (64-bit boot protocol entry)", { timeout: BOO
   const vm = new LinuxGuest(['-c', '1', '-m', '384M', ...SLOTS], 'linuxbz', { kernel: VMLINUZ, cmdline: CMDLINE });
   try {
     if (PVM) {
-      // The decompressor's own serial output (earlyprintk=serial): it starts, at CPL 0, through the emulator.
-      assert.ok(await vm.waitFor(/Decompressing Linux/, 10 * 60_000), `no decompressor output:\n${vm.tail()}`);
-      t.diagnostic('PVM host: the xz decompressor runs through the instruction emulator (most of an hour); stopping at its first line');
+      // Debian builds without CONFIG_X86_VERBOSE_BOOTUP: the decompressor prints nothing, and
+      // at CPL 0 it runs through KVM's instruction emulator here; the banner is the first sign.
+      t.skip('PVM host: the bzImage xz decompressor runs through the instruction emulator for many minutes before the first console line; the ELF vmlinux test above covers the kernel');
       return;
     }
     await toShell(vm, 1, 384);

@@ -11,13 +11,16 @@ import { ConfigTree } from '../../config/tree.js';
 import { close, epoll_create1, epoll_ctl, koffi, read, write, EPOLL_CTL_ADD, EPOLL_EVENT_SIZE, EPOLLIN } from '../../kvm/libc.js';
 import type { MachineContext } from '../../vmm/context.js';
 import { PciRoot } from '../pci/root.js';
-import { bit, F_VERSION_1 } from './constants.js';
+import { bit, F_RING_INDIRECT_DESC, F_VERSION_1 } from './constants.js';
 import * as N from './net-config.js';
 import { VirtioNet } from './net.js';
 import { placeBars, TestDriver, virtioTestCtx } from './virtio-test-ctx.js';
 
 const libc = koffi.load('libc.so.6');
 const socketpair = libc.func('int socketpair(int domain, int type, int protocol, void *sv)');
+const timerfdCreate = libc.func('int timerfd_create(int clockid, int flags)');
+const timerfdGettime = libc.func('int timerfd_gettime(int fd, void *cur)');
+const CLOCK_MONOTONIC = 1, TFD_NONBLOCK = 0o4000;
 const AF_UNIX = 1, SOCK_SEQPACKET = 5, SOCK_NONBLOCK = 0o4000;
 const PREFIX = 'pci.0.5.0';
 const RXQ_BASE = 0x10000, TXQ_BASE = 0x20000, BUFS = 0x100000;
@@ -27,7 +30,7 @@ TapBackend.prototype.configure = function (hdrLen: number, offload: number): voi
 const fds: number[] = [];
 after(() => { for (const fd of fds) close(fd); });
 
-function fakeTap(): { res: TapResource; peer: number } {
+function fakeTap(withTimer = false): { res: TapResource; peer: number } {
   const sv = Buffer.alloc(8);
   assert.equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
   const [fd, peer] = [sv.readInt32LE(0), sv.readInt32LE(4)];
@@ -36,14 +39,16 @@ function fakeTap(): { res: TapResource; peer: number } {
   ev.writeUInt32LE(EPOLLIN, 0);
   assert.equal(epoll_ctl(epfd, EPOLL_CTL_ADD, fd, ev), 0);
   fds.push(fd, peer, epfd);
-  return { res: { kind: 'tap', ifname: 'tapfake0', fd, epfd, mtu: 1500 }, peer };
+  const timer = withTimer ? timerfdCreate(CLOCK_MONOTONIC, TFD_NONBLOCK) as number : undefined;
+  if (timer !== undefined) fds.push(timer);
+  return { res: { kind: 'tap', ifname: 'tapfake0', fd, epfd, mtu: 1500, timer }, peer };
 }
 
-function setup(features: bigint, config: Record<string, string> = {}) {
-  const { res, peer } = fakeTap();
+function setup(features: bigint, config: Record<string, string> = {}, withTimer = false) {
+  const { res, peer } = fakeTap(withTimer);
   const t = virtioTestCtx({ name: 'unitvm', ...config }, new Map([[`${PREFIX}.net`, res]]));
-  let rx: (() => void) | undefined;
-  const ctx: MachineContext = { ...t.ctx, watch: (_n, _fd, h) => { rx = h; } };
+  let rx: (() => void) | undefined, repoll: (() => void) | undefined;
+  const ctx: MachineContext = { ...t.ctx, watch: (n, _fd, h) => { if (n.endsWith('.txtimer')) repoll = h; else rx = h; } };
   const dev = new VirtioNet(ctx, PREFIX, { bus: 0, slot: 5, func: 0 });
   new PciRoot(ctx).add(dev);
   placeBars(dev);
@@ -54,7 +59,13 @@ function setup(features: bigint, config: Record<string, string> = {}) {
   drv.driverOk();
   t.runDoorbells();
   const receive = (): void => ctx.arena.locked(() => rx!());
-  return { t, dev, drv, peer, receive };
+  /** The timer is running, or has expired (the expiry is consumed: the device's next look at it is not disturbed by that). */
+  const timerArmed = (): boolean => {
+    const cur = Buffer.alloc(32);
+    timerfdGettime(res.timer!, cur);
+    return cur.readBigInt64LE(16) > 0n || cur.readBigInt64LE(24) > 0n || Number(read(res.timer!, Buffer.alloc(8), 8)) === 8;
+  };
+  return { t, dev, drv, peer, receive, repoll: (): void => ctx.arena.locked(() => repoll!()), timerArmed };
 }
 
 /** A frame: a 12-byte header then `n` bytes counting up from `seed`. */
@@ -102,6 +113,40 @@ test('transmit: a chain goes out as one datagram, header included; bad chains ne
   t.runDoorbells();
   assert.deepEqual(drv.used(1).map(([, len]) => len), [0, 0, 0, 0]);
   assert.equal(recvPeer(peer), undefined, 'nothing more was sent');
+});
+
+test('transmit with a tap timer: one batch per run, the rest on the next doorbell or when the timer fires', () => {
+  const { t, drv, dev, peer, repoll, timerArmed } = setup(bit(N.F_MRG_RXBUF) | bit(F_RING_INDIRECT_DESC), {}, true);
+  // Chains of 40 buffers each (indirect tables): more buffers than one batch takes (4096, less room for a largest chain).
+  // Few enough frames for the socket pair's buffer: a full one would hold the write back.
+  const CHAINS = 100, PIECES = 40, LEN = 200, TABLES = BUFS + 0x40000;
+  for (let i = 0; i < CHAINS; i++) {
+    const f = frame(LEN, i), at = BUFS + i * 256, table = TABLES + i * 1024;
+    t.ram.set(f, at);
+    for (let k = 0, off = 0; k < PIECES; k++) {
+      const n = k < PIECES - 1 ? 5 : f.length - off;
+      t.dv.setBigUint64(table + 16 * k, BigInt(at + off), true);
+      t.dv.setUint32(table + 16 * k + 8, n, true);
+      t.dv.setUint16(table + 16 * k + 12, k < PIECES - 1 ? 1 : 0, true);
+      t.dv.setUint16(table + 16 * k + 14, k + 1, true);
+      off += n;
+    }
+    assert.ok(16 * PIECES <= 1024);
+    drv.submit(1, [[table, 16 * PIECES, false]], i);
+    t.dv.setUint16(TXQ_BASE + 16 * i + 12, 4, true); // INDIRECT
+  }
+  t.runDoorbells();
+  const first = drv.used(1).length;
+  assert.equal(first, Math.floor((4096 - 1024) / PIECES) + 1, 'one batch');
+  assert.ok(timerArmed(), 'the rest waits for the timer or the next doorbell');
+  repoll(); // the timer fired
+  assert.equal(first + drv.used(1).length, CHAINS);
+  assert.ok(!timerArmed());
+  for (let i = 0; i < CHAINS; i++) assert.deepEqual(new Uint8Array(recvPeer(peer)!), frame(LEN, i), `frame ${i}, in order`);
+  assert.equal(recvPeer(peer), undefined);
+  assert.equal(dev.stats.txFrames, CHAINS);
+  repoll(); // a late timer finds nothing to do
+  assert.deepEqual(drv.used(1), []);
 });
 
 test('receive, mergeable buffers: a large GSO frame fills several buffers and says how many', () => {

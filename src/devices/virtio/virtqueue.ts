@@ -14,6 +14,7 @@
  * head beyond the queue) calls `onBroken` and the queue stops.
  */
 import type { Arena } from '../../vmm/shared.js';
+import type { ChainBatch } from './chain-batch.js';
 import * as V from './constants.js';
 
 /** The part of GuestMemory a queue uses (tests supply a fake). */
@@ -157,6 +158,48 @@ export class Virtqueue {
     if (head >= n) { this.fail(`queue ${this.index}: head descriptor ${head} beyond the ${n}-entry queue`); return undefined; }
     this.st.lastAvail = (last + 1) & 0xffff;
     return this.walk(head, r.desc, n);
+  }
+
+  /**
+   * Take up to `max` available chains into `b` (emptied first) in one pass
+   * over the ring, as pop() would take them one by one; returns how many.
+   * Stops early when the batch has no room for another chain (ChainBatch.hasRoom).
+   */
+  popBatch(b: ChainBatch, max: number): number {
+    b.clear();
+    if (!this.ready) return 0;
+    const r = this.map();
+    if (!r) return 0;
+    const n = this.st.size;
+    let last = this.st.lastAvail;
+    const ahead = (r.avail.getUint16(2, true) - last) & 0xffff;
+    if (ahead > n) { this.fail(`queue ${this.index}: available index runs ${ahead} entries ahead of a ${n}-entry queue`); return 0; }
+    const indirect = this.negotiated(V.F_RING_INDIRECT_DESC);
+    for (let k = Math.min(ahead, max); k > 0 && b.hasRoom; k--) {
+      const head = r.avail.getUint16(V.AVAIL_RING + 2 * (last % n), true);
+      if (head >= n) { this.fail(`queue ${this.index}: head descriptor ${head} beyond the ${n}-entry queue`); break; }
+      last = (last + 1) & 0xffff;
+      b.walk(head, r.desc, n, indirect, this.index);
+    }
+    this.st.lastAvail = last;
+    return b.count;
+  }
+
+  /** Return the batch's chains to the driver, each with `len` bytes written; the used index moves once. */
+  pushBatch(b: ChainBatch, len: number): void {
+    if (!this.ready || b.count === 0) return;
+    const r = this.map();
+    if (!r) return;
+    const n = this.st.size, used = r.used;
+    let u = this.st.usedIdx;
+    for (let i = 0; i < b.count; i++) {
+      const o = V.USED_RING + V.USED_ELEM_SIZE * (u % n);
+      used.setUint32(o, b.heads[i], true);
+      used.setUint32(o + 4, len >>> 0, true);
+      u = (u + 1) & 0xffff;
+    }
+    this.st.usedIdx = u;
+    used.setUint16(2, u, true);
   }
 
   private walk(head: number, ring: DataView, n: number): Chain {
