@@ -76,10 +76,16 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 [ -t 1 ] || exec </dev/console >/dev/console 2>&1
 hostname bhyve-ts
-echo "init: loading modules"
-for m in \$(cat /lib/modules/load-order); do
-  insmod "/lib/modules/\$m" || echo "init: insmod \$m failed"
-done
+# bhyve_ts_modules=0 on the kernel command line skips the modules (a guest
+# without devices to drive boots much faster where the kernel is emulated).
+if grep -q 'bhyve_ts_modules=0' /proc/cmdline; then
+  echo "init: not loading modules (bhyve_ts_modules=0)"
+else
+  echo "init: loading modules"
+  for m in \$(cat /lib/modules/load-order); do
+    insmod "/lib/modules/\$m" || echo "init: insmod \$m failed"
+  done
+fi
 # Let device probing settle a moment (virtio, AHCI) before the prompt.
 sleep 1
 echo "$MARKER"

@@ -18,8 +18,7 @@ mkdir -p "$OUT" "$DEB_DIR"
 # crc-t10dif and crc64-rocksoft look their algorithms up by alias at init
 # (a softdep modprobe would load these), so name the generic ones first.
 WANTED=(crct10dif_generic crc64_rocksoft_generic
-        virtio_pci virtio_blk virtio_net virtio-rng virtio_balloon ahci sd_mod sr_mod
-        crc32c_generic ext4)
+        virtio_pci virtio_blk virtio_net virtio-rng virtio_balloon ahci sd_mod sr_mod)
 
 log() { echo "fetch-kernel: $*" >&2; }
 die() { echo "fetch-kernel: error: $*" >&2; exit 1; }

@@ -16,8 +16,10 @@ export const SHELL_READY = 'bhyve-ts initramfs ready';
 export const PVM = existsSync('/sys/module/kvm_pvm');
 /** Kernel-mode code runs through KVM's instruction emulator on PVM: a boot takes minutes there. */
 export const BOOT_MS = PVM ? 45 * 60_000 : 5 * 60_000;
-/** cryptomgr.notests: the crypto self-tests are pure computation, minutes of it through an emulator. */
-export const CMDLINE = 'console=ttyS0 earlyprintk=serial noxsave nowatchdog cryptomgr.notests bhyve_ts_test=1';
+/** cryptomgr.notests, rodata=off: the crypto self-tests and the W+X page-table walk are pure computation, minutes of it through an emulator. */
+export const CMDLINE = 'console=ttyS0 earlyprintk=serial noxsave nowatchdog cryptomgr.notests rodata=off bhyve_ts_test=1';
+/** The same without the initramfs's device modules (scripts/build-initramfs.sh skips them). */
+export const CMDLINE_NO_MODULES = `${CMDLINE} bhyve_ts_modules=0`;
 
 export class LinuxGuest {
   out = '';
