@@ -14,6 +14,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 [ -e /usr/share/seabios/bios-256k.bin ] || need+=(seabios)
 [ -d /usr/lib/ipxe/qemu ] || need+=(ipxe-qemu)
+[ -e /usr/share/OVMF/OVMF_CODE.fd ] || need+=(ovmf)
+[ -e /boot/memtest86+x64.bin ] || need+=(memtest86+)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   echo "test: installing ${need[*]}"
   (apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null; }) || echo "test: could not install ${need[*]}"

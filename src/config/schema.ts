@@ -34,6 +34,7 @@ export const GLOBAL_KEYS: KeySpec[] = [
   k('x86.strictmsr', 'bool', 'inject #GP on unimplemented MSRs (-w disables)'),
   k('x86.vmexit_on_hlt', 'bool', 'yield the vCPU on HLT (-H)'),
   k('x86.vmexit_on_pause', 'bool', 'exit on PAUSE (-P)'),
+  k('x86.physbits', 'int', 'physical address bits CPUID reports (default: the host\'s)'),
   k('virtio_msix', 'bool', 'virtio uses MSI-X (-W: MSI)'),
   k('vcpu.N.cpuset', 'string', 'host CPUs a vCPU is pinned to (-p)'),
   k('lpc.bootrom', 'path', 'boot ROM image (-l bootrom,FILE)'),

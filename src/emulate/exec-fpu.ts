@@ -14,6 +14,7 @@ import type { MemOperand } from './decoder.js';
 import type { VcpuPort } from './cpu.js';
 import { xsaveArea, xrstorArea } from './xsave.js';
 import { x87Arith } from './exec-x87.js';
+import { x87Cmov } from './exec-x87-cmov.js';
 
 const FCW = 0, FSW = 2, MXCSR = 24, MXCSR_MASK = 28;
 const XSTATE_BV = 512;
@@ -76,7 +77,7 @@ function x87(x: Emu): void {
     return commitState(x, buf, 1n);
   }
   x.name = `x87 ${opcode.toString(16)} ${mod === 3 ? modrm.toString(16) : `/${reg}`}`;
-  if (x87Arith(x, buf)) return commitState(x, buf, 1n);
+  if (x87Arith(x, buf) || x87Cmov(x, buf)) return commitState(x, buf, 1n);
   throw new EmulationError(`x87 instruction ${x.name} not emulated`);
 }
 

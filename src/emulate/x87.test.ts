@@ -36,3 +36,26 @@ test('loads, arithmetic, integer stores and the stack', () => {
   assert.equal(dv.getFloat64(0x3028, true), 0); // 0/1 compared equal to 0, popped, stored
   assert.equal(v.regs.rflags & 0x45n, 0x40n); // fcomip: equal
 });
+
+test('fcmovcc copies ST(i) into ST(0) when the flags say so', () => {
+  const v = new FakeVcpu(), m = new FakeMem();
+  v.regs.rsi = 0x3000n;
+  const dv = new DataView(m.bytes.buffer);
+  const top = (): number => { seq(v, m, 'dd 1e'); return dv.getFloat64(0x3000, true); }; // fstp qword [rsi]
+  const cases: [string, bigint, number][] = [
+    ['db d1', 0n, 1], // fcmovnbe: CF=0, ZF=0 -> moved
+    ['db d1', 0x40n, 2], // ZF=1: kept
+    ['da c1', 0x1n, 1], // fcmovb: CF=1 -> moved
+    ['da c9', 0n, 2], // fcmove: ZF=0 -> kept
+    ['da d9', 0x4n, 1], // fcmovu: PF=1 -> moved
+    ['db d9', 0x4n, 2], // fcmovnu: PF=1 -> kept
+  ];
+  for (const [insn, flags, want] of cases) {
+    seq(v, m, 'd9 e8', 'd9 e8', 'd8 c0'); // fld1; fld1; fadd st,st(0): ST0 = 2, ST1 = 1
+    v.regs.rflags = 0x2n | flags;
+    seq(v, m, insn);
+    assert.equal(top(), want, insn);
+    seq(v, m, 'dd d8'); // fstp st(0): drop ST1
+  }
+  assert.equal(v.xsave[4], 0, 'the stack is empty again');
+});

@@ -32,8 +32,13 @@ export function supportedCpuid(kvmFd: number): CpuidEntry[] {
 
 const bitsFor = (n: number) => (n <= 1 ? 0 : Math.ceil(Math.log2(n)));
 
-/** The entries for one vCPU (APIC id = vCPU id, as bhyve). */
-export function vcpuCpuid(base: CpuidEntry[], vcpu: number, topo: Topology): CpuidEntry[] {
+/**
+ * The entries for one vCPU (APIC id = vCPU id, as bhyve). `physBits`, when
+ * given, lowers the physical address width of leaf 0x80000008 (never raises
+ * it): firmware sizes its identity map by it (OVMF maps all of it, in 2 MiB
+ * pages when CPUID offers no 1 GiB pages, as under PVM).
+ */
+export function vcpuCpuid(base: CpuidEntry[], vcpu: number, topo: Topology, physBits?: number): CpuidEntry[] {
   const perPkg = topo.cores * topo.threads;
   const smtBits = bitsFor(topo.threads);
   const pkgBits = smtBits + bitsFor(topo.cores);
@@ -60,6 +65,7 @@ export function vcpuCpuid(base: CpuidEntry[], vcpu: number, topo: Topology): Cpu
         break;
       case 0x80000008:
         e.ecx = (e.ecx & ~0xf0ff) | ((perPkg - 1) & 0xff) | (pkgBits << 12);
+        if (physBits !== undefined) e.eax = (e.eax & ~0xff) | Math.min(physBits, e.eax & 0xff);
         break;
     }
   }

@@ -45,6 +45,11 @@ export function platformOf(s: GuestSetup): Platform {
     intxRoutes,
   });
   p.topology = { sockets: s.topology.sockets, cores: s.topology.cores, threads: s.topology.threads };
+  // A q35-model host bridge puts ECAM elsewhere (see hostbridge.ts); the tables follow it.
+  if (p.ecam) {
+    if (pci.ecamBase) p.ecam.base = pci.ecamBase;
+    else p.ecam = undefined;
+  }
   return p;
 }
 

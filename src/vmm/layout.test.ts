@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../kvm/memory.js';
@@ -36,4 +36,28 @@ test('a ROM smaller than 256 KiB is shadowed whole, ending at 1 MiB', () => {
   const mem = new GuestMemory(l.segments);
   loadBootrom(l, path, (gpa, d) => mem.write(gpa, d));
   assert.deepEqual(mem.read(MiB - 8192, 8192), mem.read(2 ** 32 - 8192, 8192));
+});
+
+test('a variable store sits right below the ROM, writable, and guest writes reach its file', () => {
+  const path = rom(64 * 1024);
+  const vars = join(dir, 'vars.fd');
+  writeFileSync(vars, new Uint8Array(16 * 1024).fill(0xff));
+  const l = buildLayout(4 * MiB, false, path, vars);
+  const seg = l.segments.find((s) => s.name === 'bootvars')!;
+  assert.deepEqual([seg.gpa, seg.size, seg.readonly, seg.devmem], [2 ** 32 - 80 * 1024, 16 * 1024, false, true]);
+  const mem = new GuestMemory(l.segments);
+  loadBootrom(l, path, (gpa, d) => mem.write(gpa, d));
+  assert.equal(mem.read(seg.gpa, 1)[0], 0xff, 'the file\'s contents');
+  mem.write(seg.gpa + 100, Uint8Array.of(0x12, 0x34));
+  assert.deepEqual([...readFileSync(vars).subarray(100, 102)], [0x12, 0x34]);
+  assert.equal(mem.read(2 ** 32 - 64 * 1024, 1)[0], 0, 'the ROM follows');
+});
+
+test('bad variable stores are named', () => {
+  const path = rom(8192);
+  assert.throws(() => buildLayout(4 * MiB, false, path, join(dir, 'nope.fd')), { name: 'LayoutError', message: /bootvars .*nope\.fd: no such file/ });
+  const odd = join(dir, 'odd.fd');
+  writeFileSync(odd, new Uint8Array(100));
+  assert.throws(() => buildLayout(4 * MiB, false, path, odd), { name: 'LayoutError', message: /not a multiple of the page size/ });
+  assert.throws(() => buildLayout(4 * MiB, false, undefined, odd), { name: 'LayoutError', message: /needs a boot ROM/ });
 });

@@ -14,10 +14,17 @@
  * stays at 4 GiB, and a reset ends the VM (bhyve semantics), so the copy is
  * never stale. Processors also set accessed bits in descriptor tables in this
  * area, which a read-only slot would turn into MMIO exits.
+ *
+ * A UEFI variable store (`-l bootrom,ROM,VARS`) is mapped as bhyve does:
+ * right below the ROM, writable, backed by the file itself (a shared
+ * mapping), so what the guest writes there lands in the file. That is where
+ * a split OVMF image (CODE + VARS) expects its variable flash: the two
+ * together are laid out like the single OVMF.fd.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { GiB, HIGHMEM_BASE, KiB, LOWMEM_LIMIT, MiB, type Segment } from '../kvm/memory.js';
 import { allocHost } from '../kvm/vm.js';
+import { errno, MAP_FAILED, MAP_SHARED, mmap, PROT_READ, PROT_WRITE, strerror } from '../kvm/libc.js';
 
 export class LayoutError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -40,7 +47,7 @@ export interface Layout {
   romAlias?: { gpa: number; size: number };
 }
 
-export function buildLayout(memSize: number, wired: boolean, bootrom?: string): Layout {
+export function buildLayout(memSize: number, wired: boolean, bootrom?: string, bootvars?: string): Layout {
   if (memSize < 2 * MiB) throw new LayoutError(`memory size ${memSize} is too small (at least 2M)`);
   if (memSize % PAGE) throw new LayoutError(`memory size ${memSize} is not a multiple of the page size`);
   const lowmem = Math.min(memSize, LOWMEM_LIMIT);
@@ -62,12 +69,36 @@ export function buildLayout(memSize: number, wired: boolean, bootrom?: string): 
     segments.push({ name: 'bootrom', gpa: 4 * GiB - size, size, host, readonly: true, devmem: true });
     const aliasSize = Math.min(size, BIOS_ALIAS_MAX);
     romAlias = { gpa: BIOS_ALIAS_TOP - aliasSize, size: aliasSize };
+    if (bootvars !== undefined) segments.push(mapVars(bootvars, 4 * GiB - size));
+  } else if (bootvars !== undefined) {
+    throw new LayoutError(`bootvars ${bootvars}: a variable store needs a boot ROM`);
   }
   segments.push({ name: 'lowmem', gpa: 0, size: lowmem, host: ram, readonly: false, devmem: false });
   if (highmem > 0) {
     segments.push({ name: 'highmem', gpa: HIGHMEM_BASE, size: highmem, host: allocHost(highmem, wired), readonly: false, devmem: false });
   }
   return { lowmem, highmem, segments, romAlias };
+}
+
+/** The variable store file, mapped shared and writable, ending where the ROM begins. */
+function mapVars(path: string, top: number): Segment {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r+');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new LayoutError(`bootvars ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'not writable' : (e as Error).message}`);
+  }
+  try {
+    const size = statSync(path).size;
+    if (size === 0 || size % PAGE) throw new LayoutError(`bootvars ${path}: size ${size} is not a multiple of the page size`);
+    if (size > BOOTROM_MAX) throw new LayoutError(`bootvars ${path}: size ${size} exceeds ${BOOTROM_MAX}`);
+    const host = BigInt(mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    if (host === MAP_FAILED) throw new LayoutError(`bootvars ${path}: cannot map it (${strerror(errno())})`);
+    return { name: 'bootvars', gpa: top - size, size, host, readonly: false, devmem: true };
+  } finally {
+    closeSync(fd); // the mapping keeps the file
+  }
 }
 
 /** Read the ROM file into its segment, and its last bytes into the shadow RAM below 1 MiB. */

@@ -15,6 +15,7 @@ import { getpid, tgkill, SIGUSR2 } from '../kvm/libc.js';
 import { Kvm, Vm } from '../kvm/vm.js';
 import { Vcpu } from '../kvm/vcpu.js';
 import { buildLayout, loadBootrom, type Layout } from './layout.js';
+import { MEM64_SIZE } from '../devices/pci/root.js';
 import { Machine, type MachineInit } from './machine.js';
 import { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
@@ -76,7 +77,7 @@ export class VirtualMachine {
     vm.enableCap(KVM_CAP_X86_USER_SPACE_MSR, [KVM_MSR_EXIT_REASON_UNKNOWN]);
     vm.enableCap(C.KVM_CAP_EXIT_ON_EMULATION_FAILURE, [1n]);
 
-    const layout = buildLayout(memSize, config.bool('memory.wired', false), bootrom);
+    const layout = buildLayout(memSize, config.bool('memory.wired', false), bootrom, config.get('lpc.bootvars'));
     for (const s of layout.segments) vm.mapSegment(s);
 
     const init: MachineInit = {
@@ -92,11 +93,12 @@ export class VirtualMachine {
     if (bootrom) loadBootrom(layout, bootrom, (gpa, d) => machine.ctx.mem.write(gpa, d));
 
     const base = supportedCpuid(kvm.fd);
+    const physBits = guestPhysBits(config, layout);
     const runSize = kvm.runSize;
     const vcpus: Vcpu[] = [];
     for (let id = 0; id < topology.cpus; id++) {
       const v = Vcpu.create(vm.fd, id, runSize);
-      const entries = vcpuCpuid(base, id, topology);
+      const entries = vcpuCpuid(base, id, topology, physBits);
       v.setCpuid(encodeCpuid(entries), entries.length);
       vcpus.push(v);
     }
@@ -210,6 +212,16 @@ export class VirtualMachine {
     }
     if (allIdle && anyHalted) this.stop(ExitStatus.Halt, 'all vCPUs halted with interrupts disabled');
   }
+}
+
+/** x86.physbits, checked against the top of the guest's address space (RAM and the 64-bit BAR window). */
+function guestPhysBits(config: ConfigTree, layout: Layout): number | undefined {
+  if (config.get('x86.physbits') === undefined) return undefined;
+  const bits = config.int('x86.physbits', 0, 32, 52);
+  const top = Math.ceil((4 * 2 ** 30 + layout.highmem) / MEM64_SIZE) * MEM64_SIZE + MEM64_SIZE;
+  const need = Math.ceil(Math.log2(top));
+  if (bits < need) throw new ConfigError(`x86.physbits: ${bits} bits cannot reach this VM's memory and 64-bit PCI window (need ${need})`);
+  return bits;
 }
 
 function resolveTopology(config: ConfigTree): Topology {

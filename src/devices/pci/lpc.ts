@@ -4,6 +4,12 @@
  * the legacy serial ports COM1-COM4 (always present; unconnected without a
  * back-end) and shows the PIRQ router's registers at 0x60-0x63 (PIRQ A-D)
  * and 0x68-0x6B (PIRQ E-H): an ISA IRQ, or 0x80 when disabled.
+ *
+ * Where the ACPI PM block lives is also readable as an ICH9 LPC bridge
+ * shows it (PMBASE at 0x40, ACPI_CNTL at 0x44 with ACPI_EN set): firmware
+ * written for QEMU's q35 machine (Debian's OVMF) takes the PM timer from
+ * there when the LPC bridge sits at 0:1f.0, and leaves an enabled block
+ * where it is. Both registers are read-only here; the block does not move.
  */
 import { connectTtyInput, prepareTty, TtyError, ttyWriter } from '../../backends/tty.js';
 import { ConfigError, type ConfigTree } from '../../config/tree.js';
@@ -12,12 +18,19 @@ import { DeviceError, parseLegacyOptions, registerPci, type PciBdf } from '../re
 import { Uart16550, UART_IO_SIZE } from '../uart16550.js';
 import { PciFunction } from './function.js';
 import { CLASS_BRIDGE, SUBCLASS_BRIDGE_ISA } from './regs.js';
+import { PM1A_EVT_BLK } from '../pm.js';
 import type { PciRoot } from './root.js';
 
 export const LPC_VENDOR = 0x8086;
 export const LPC_DEVICE = 0x7000;
 const PIRQ_AD = 0x60;
 const PIRQ_EH = 0x68;
+/** ICH9 LPC: ACPI PM I/O base (bit 0 reads as 1: an I/O address). */
+export const ICH9_PMBASE = 0x40;
+const ICH9_PMBASE_IO = 0x1;
+/** ICH9 LPC: ACPI control; ACPI_EN says PMBASE decodes. */
+export const ICH9_ACPI_CNTL = 0x44;
+export const ICH9_ACPI_CNTL_ACPI_EN = 0x80;
 
 export interface LpcUart { name: string; acpiName: string; base: number; irq: number }
 /** The legacy serial ports, with the resources the DSDT describes. */
@@ -39,6 +52,8 @@ export class LpcBridge extends PciFunction {
     super(ctx, bdf, `lpc@${prefix}`);
     if (bdf.bus !== 0) throw new DeviceError('lpc bridge must be on bus 0');
     this.setIds({ vendor: LPC_VENDOR, device: LPC_DEVICE, classCode: CLASS_BRIDGE, subclass: SUBCLASS_BRIDGE_ISA });
+    this.set32(ICH9_PMBASE, PM1A_EVT_BLK | ICH9_PMBASE_IO);
+    this.set8(ICH9_ACPI_CNTL, ICH9_ACPI_CNTL_ACPI_EN);
     for (const u of LPC_UARTS) {
       const key = `lpc.${u.name}`;
       // ISA serial interrupts are edges: pulse while an interrupt is pending (as bhyve).
@@ -67,6 +82,7 @@ export class LpcBridge extends PciFunction {
   }
 
   protected override cfgWriteHook(off: number, size: number, val: number): boolean {
+    if (off >= ICH9_PMBASE && off < ICH9_ACPI_CNTL + 4) return true; // read-only: the PM block stays put
     const n = pirqIndex(off);
     if (n < 0 || !this.root) return false;
     for (let i = 0; i < size; i++) this.root.pirqWrite(n + i, (val >>> (8 * i)) & 0xff);

@@ -9,12 +9,14 @@
  *   ECAM              0xE0000000 - 0xEFFFFFFF (256 buses x 1 MiB)
  *   64-bit MMIO BARs  32 GiB window at roundup(4 GiB + highmem, 32 GiB)
  * Each BAR is naturally aligned; larger BARs are placed first.
+ * A host bridge that models a chipset's ECAM base register (q35's PCIEXBAR)
+ * may move or disable ECAM at run time (setEcamBase).
  *
  * INTx: a function's pin (INTA-D, the least used of its slot) is swizzled to
  * PIRQ (slot + pin - 1) mod 4, i.e. A-D, which drives IOAPIC pin 16-19 and,
  * when the PIRQ register routes it, an ISA IRQ (for PIC-mode guests).
  */
-import { hex, type BusDevice } from '../../vmm/bus.js';
+import { BusError, hex, type BusDevice } from '../../vmm/bus.js';
 import type { MachineContext } from '../../vmm/context.js';
 import type { ConfigTree } from '../../config/tree.js';
 import { DeviceError, findPci, type PciBdf } from '../registry.js';
@@ -65,6 +67,10 @@ export class PciRoot {
   private readonly addr: { cf8: number };
   private readonly pirqReg: Uint8Array;
   private readonly pirqActive: Int32Array;
+  /** Where ECAM decodes (0: disabled), shared; `ecamMapped` is this thread's registration. */
+  private readonly ecamState: { base: number };
+  private ecamMapped = 0;
+  private readonly ecamDev: BusDevice;
   private readonly mem64Base: number;
   private windowList: BusWindows[] = [];
   /** Per thread on purpose: the arena generation this thread's buses match. */
@@ -78,7 +84,11 @@ export class PciRoot {
     this.addr = ctx.arena.struct({ cf8: 'u32' });
     this.pirqReg = ctx.arena.bytes(PIRQ_COUNT);
     this.pirqActive = ctx.arena.int32(PIRQ_COUNT);
-    if (ctx.role === 'main') this.pirqReg.fill(PIRQ_DIS);
+    this.ecamState = ctx.arena.struct({ base: 'f64' });
+    if (ctx.role === 'main') {
+      this.pirqReg.fill(PIRQ_DIS);
+      this.ecamState.base = ECAM_BASE;
+    }
     const cfgAddr: BusDevice = {
       read: (off, size) => (off === 0 && size === 4 ? this.addr.cf8 : ONES[size]),
       write: (off, size, v) => { if (off === 0 && size === 4) this.addr.cf8 = (v & CONF1_MASK) >>> 0; },
@@ -87,13 +97,43 @@ export class PciRoot {
       read: (off, size) => this.conf1(off, size, false, 0),
       write: (off, size, v) => { this.conf1(off, size, true, v); },
     };
-    const ecam: BusDevice = {
+    this.ecamDev = {
       read: (off, size) => this.access(off >>> 20, (off >>> 15) & 31, (off >>> 12) & 7, off & 0xfff, size, false, 0),
       write: (off, size, v) => { this.access(off >>> 20, (off >>> 15) & 31, (off >>> 12) & 7, off & 0xfff, size, true, v); },
     };
     ctx.io.register(CONF1_ADDR_PORT, 1, cfgAddr, 'pci.cfgaddr');
     ctx.io.register(CONF1_DATA_PORT, 4, cfgData, 'pci.cfgdata');
-    ctx.mmio.register(ECAM_BASE, ECAM_SIZE, ecam, 'pci.ecam');
+    this.syncEcam();
+  }
+
+  /** Where ECAM decodes now (0 when disabled). */
+  get ecamBase(): number { return this.ecamState.base; }
+
+  /**
+   * Move ECAM to `base` (256 MiB-aligned), or disable it with 0. A base whose
+   * range collides with another MMIO device leaves ECAM disabled.
+   */
+  setEcamBase(base: number): void {
+    if (base === this.ecamState.base) return;
+    this.ecamState.base = base % ECAM_SIZE === 0 && base >= 0 && base + ECAM_SIZE <= 2 ** 52 ? base : 0;
+    this.ctx.arena.bumpGeneration();
+    this.syncEcam();
+  }
+
+  /** Register ECAM on this thread's MMIO bus where the shared state says. */
+  private syncEcam(): void {
+    const want = this.ecamState.base;
+    if (want === this.ecamMapped) return;
+    if (this.ecamMapped) this.ctx.mmio.unregister(this.ecamMapped);
+    this.ecamMapped = 0;
+    if (!want) return;
+    try {
+      this.ctx.mmio.register(want, ECAM_SIZE, this.ecamDev, 'pci.ecam');
+      this.ecamMapped = want;
+    } catch (e) {
+      if (!(e instanceof BusError)) throw e;
+      this.ecamState.base = 0; // overlaps a device: the guest asked for something unusable
+    }
   }
 
   /** Main thread: open host resources of every configured function (emulation.prepare). */
@@ -170,6 +210,7 @@ export class PciRoot {
     const g = this.ctx.arena.generation;
     if (g === this.seenGeneration) return;
     this.seenGeneration = g;
+    this.syncEcam();
     const all = [...this.fns.values()];
     for (const fn of all) fn.unmapStale();
     for (const fn of all) fn.mapWanted();
