@@ -37,7 +37,7 @@ export const CR4_OSXSAVE = 0x40000n, CR4_SMEP = 0x100000n, CR4_SMAP = 0x200000n,
 export const EFER_LME = 0x100n, EFER_LMA = 0x400n, EFER_NXE = 0x800n;
 
 // Register numbers (the x86 encoding order)
-export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7;
+export const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7, R11 = 11;
 // Segment numbers (the x86 encoding order), and their names in Sregs
 export const ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5;
 export const SEG_KEYS = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'] as const;

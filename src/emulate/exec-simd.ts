@@ -13,34 +13,10 @@ import type { VecRegs } from './vec.js';
 import { xcr0 } from './exec-fpu.js';
 import type { Emu } from './emu.js';
 import type { MemOperand, Operand } from './decoder.js';
-import { INT_BINARY } from './simd-int.js';
+import { PACKED_BINARY } from './simd-int.js';
 
-type Lanes = (a: Uint8Array, b: Uint8Array, n: number) => Uint8Array;
-
-function lanes32(f: (x: number, y: number) => number): Lanes {
-  return (a, b, n) => {
-    const out = new Uint8Array(n), da = new DataView(a.buffer, a.byteOffset), db = new DataView(b.buffer, b.byteOffset), d = new DataView(out.buffer);
-    for (let i = 0; i < n; i += 4) d.setUint32(i, f(da.getUint32(i, true), db.getUint32(i, true)) >>> 0, true);
-    return out;
-  };
-}
-function lanes64(f: (x: bigint, y: bigint) => bigint): Lanes {
-  return (a, b, n) => {
-    const out = new Uint8Array(n), da = new DataView(a.buffer, a.byteOffset), db = new DataView(b.buffer, b.byteOffset), d = new DataView(out.buffer);
-    for (let i = 0; i < n; i += 8) d.setBigUint64(i, BigInt.asUintN(64, f(da.getBigUint64(i, true), db.getBigUint64(i, true))), true);
-    return out;
-  };
-}
-const bytewise = (f: (x: number, y: number) => number): Lanes => (a, b, n) => Uint8Array.from({ length: n }, (_, i) => f(a[i], b[i]));
-
-/** Two-source operations by (map, opcode); the legacy forms need the 66 prefix (no MMX). */
-const BINARY: Record<string, Lanes> = {
-  ...INT_BINARY,
-  '2:db': bytewise((x, y) => x & y), '2:df': bytewise((x, y) => ~x & y), '2:eb': bytewise((x, y) => x | y), '2:ef': bytewise((x, y) => x ^ y),
-  '2:54': bytewise((x, y) => x & y), '2:55': bytewise((x, y) => ~x & y), '2:56': bytewise((x, y) => x | y), '2:57': bytewise((x, y) => x ^ y),
-  '2:fe': lanes32((x, y) => x + y), '2:fa': lanes32((x, y) => x - y),
-  '2:d4': lanes64((x, y) => x + y), '2:fb': lanes64((x, y) => x - y),
-};
+/** Two-source operations by (map, opcode) (simd-int.ts); the legacy forms need the 66 prefix (no MMX). */
+const BINARY = PACKED_BINARY;
 
 export function simd(x: Emu): void {
   const { insn } = x;

@@ -5,9 +5,7 @@
  * and TLB maintenance, swapgs and the FS/GS base instructions.
  */
 import { randomBytes } from 'node:crypto';
-import { AC, ARITH_FLAGS, CF, CR4_FSGSBASE, CR4_PGE, CR4_SMAP, CS, FS, GS, OF, RAX, RCX, RDX, DS, SS, mask } from './cpu.js';
-
-const R11 = 11;
+import { AC, ARITH_FLAGS, CF, CR4_FSGSBASE, CR4_PGE, CR4_SMAP, CS, FS, GS, OF, RAX, RCX, RDX, R11, DS, SS, mask } from './cpu.js';
 import { BP, DB, EmulationError, OF_VEC, gp, np, ud } from './fault.js';
 import { iret } from './exec-iret.js';
 import { fromBytes } from './mmu.js';

@@ -37,6 +37,8 @@ export interface EmulateEnv {
   vcpu: VcpuPort;
   mem: MemPort;
   mmio?: MmioPort;
+  /** The registers of this exit when the caller has read them already (KVM_GET_REGS/SREGS once). */
+  cpu?: CpuState;
 }
 
 export type Outcome = { ok: true; what: string } | { ok: false; report: string };
@@ -71,7 +73,7 @@ export function emulate(env: EmulateEnv, bytes?: Uint8Array): Outcome {
   let insn: Insn | undefined;
   let name = '?';
   try {
-    cpu = new CpuState(env.vcpu);
+    cpu = env.cpu ?? new CpuState(env.vcpu);
     const mmu = new Mmu(cpu, env.mem, env.mmio);
     insn = decodeAt(cpu, mmu, bytes);
     name = insn.mn;

@@ -65,15 +65,20 @@ function setup(mem: GuestMemory, code: Buffer, vectors: number): void {
   for (let i = 0; i < 511; i++) dv.setBigUint64(0x13000 + i * 8, BigInt(0x600000 + i * 0x1000) | 7n, true);
 }
 
-test('exceptions reach the guest; popcnt, cmpxchg16b emulated under KVM', { skip: haveKvm() ? false : 'no /dev/kvm' }, () => {
-  const { code, vectors } = buildGuest();
+/** A VM with MEM bytes of RAM at 0, the in-kernel irqchip, and emulation failures handed over with their bytes. */
+function smallVm(): { kvm: Kvm; vm: Vm; mem: GuestMemory } {
   const kvm = new Kvm();
   const vm = Vm.create(kvm);
   vm.createIrqchip();
   vm.enableCap(C.KVM_CAP_EXIT_ON_EMULATION_FAILURE, [1n]);
   const host = allocHost(MEM, false);
   vm.mapMemory(0, MEM, host, false);
-  const mem = new GuestMemory([{ name: 'ram', gpa: 0, size: MEM, host, readonly: false, devmem: false }]);
+  return { kvm, vm, mem: new GuestMemory([{ name: 'ram', gpa: 0, size: MEM, host, readonly: false, devmem: false }]) };
+}
+
+test('exceptions reach the guest; popcnt, cmpxchg16b emulated under KVM', { skip: haveKvm() ? false : 'no /dev/kvm' }, () => {
+  const { code, vectors } = buildGuest();
+  const { kvm, vm, mem } = smallVm();
   setup(mem, code, vectors);
   const v = Vcpu.create(vm.fd, 0, kvm.runSize);
   const s = v.getSregs();
@@ -126,13 +131,7 @@ test('exceptions reach the guest; popcnt, cmpxchg16b emulated under KVM', { skip
 test('syscall from CPL 3 reaches LSTAR at CPL 0 (PVM: through the syscall repair)', { skip: haveKvm() ? false : 'no /dev/kvm' }, () => {
   const KOFF = 0xffffffff80000000n;
   const { code, vectors: syms } = buildGuest('pvm-user', 'syms', KOFF + BigInt(LOAD));
-  const kvm = new Kvm();
-  const vm = Vm.create(kvm);
-  vm.createIrqchip();
-  vm.enableCap(C.KVM_CAP_EXIT_ON_EMULATION_FAILURE, [1n]);
-  const host = allocHost(MEM, false);
-  vm.mapMemory(0, MEM, host, false);
-  const mem = new GuestMemory([{ name: 'ram', gpa: 0, size: MEM, host, readonly: false, devmem: false }]);
+  const { kvm, vm, mem } = smallVm();
   const dv = mem.dataView(0, MEM)!;
   mem.write(LOAD, code);
   const [entry, pf, gp] = [0, 8, 16].map((o) => dv.getBigUint64(LOAD + syms + o, true));
@@ -179,7 +178,7 @@ test('syscall from CPL 3 reaches LSTAR at CPL 0 (PVM: through the syscall repair
       const bytes = v.runBytes.slice(C.RUN_EMUL_INSN_BYTES, C.RUN_EMUL_INSN_BYTES + k);
       const hook = repair?.onFailure(v, bytes);
       if (hook?.repaired) continue;
-      const out = emulate({ vcpu: v, mem }, hook ? hook.original : bytes);
+      const out = emulate({ vcpu: v, mem, cpu: hook?.cpu }, hook ? hook.original : bytes);
       assert.ok(out.ok, out.ok ? '' : out.report);
       continue;
     }

@@ -199,9 +199,9 @@ export class Mmu {
   }
 
   /** A live view of guest RAM for [lin, lin+len) when it is RAM within one page (for atomic updates). */
-  ramView(lin: bigint, len: number, write: boolean): Uint8Array | undefined {
+  ramView(lin: bigint, len: number, write: boolean, acc: Access = {}): Uint8Array | undefined {
     if (Number(lin & 0xfffn) + len > PAGE) return undefined;
-    const gpa = this.translate(lin, { write });
+    const gpa = this.translate(lin, { ...acc, write });
     if (write && this.readonly(gpa)) return undefined;
     return this.mem.slice(gpa, len);
   }

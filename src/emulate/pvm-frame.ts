@@ -72,9 +72,8 @@ function ramBytes(mmu: Mmu, lin: bigint, len: number): RamBytes | undefined {
     while (done < len) {
       const at = (lin + BigInt(done)) & 0xffffffffn;
       const k = Math.min(len - done, PAGE - Number(at & 0xfffn));
-      const gpa = mmu.translate(at, { implicit: true, write: true });
-      const view = mmu.mem.slice(gpa, k);
-      if (!view || mmu.mem.segments.some((s) => s.readonly && gpa >= s.gpa && gpa < s.gpa + s.size)) return undefined;
+      const view = mmu.ramView(at, k, true, { implicit: true });
+      if (!view) return undefined;
       parts.push(view);
       done += k;
     }

@@ -19,7 +19,7 @@
  * The hook's state lives in shared words so that every vCPU thread sees
  * one patch; callers serialize `check` under the device lock.
  */
-import { CpuState, CS, SS, RF, type VcpuPort } from './cpu.js';
+import { CpuState, CS, SS, RF, RSP, R11, type VcpuPort } from './cpu.js';
 import { Mmu, fromBytes, type MemPort } from './mmu.js';
 import { decode } from './decoder.js';
 
@@ -32,7 +32,8 @@ const PFERR_USER = 4n, PFERR_FETCH = 0x10n;
 const W_STATE = 0, W_VA = 1, W_GPA = 3, W_LEN = 5, W_ORIG = 6;
 export const PVM_SYSCALL_WORDS = W_ORIG + 4;
 
-export interface RepairOutcome { repaired: boolean; original: Uint8Array }
+/** `original`: the handler's first instruction, to emulate when not repaired; `cpu`: the registers read for it. */
+export interface RepairOutcome { repaired: boolean; original: Uint8Array; cpu: CpuState }
 
 export class PvmSyscallRepair {
   /** Number of system calls repaired and #PF passed through, on this thread. */
@@ -119,33 +120,33 @@ export class PvmSyscallRepair {
     const mmu = new Mmu(cpu, this.mem);
     let frame: bigint[];
     try {
-      const raw = mmu.readLinear(cpu.gpr[4], 48, { implicit: true });
+      const raw = mmu.readLinear(cpu.gpr[RSP], 48, { implicit: true });
       frame = [0, 1, 2, 3, 4, 5].map((i) => fromBytes(raw.subarray(i * 8, i * 8 + 8)));
     } catch {
       this.counts.faults++;
-      return { repaired: false, original };
+      return { repaired: false, original, cpu };
     }
     const [err, rip, cs, , rsp] = frame;
     if ((cs & 3n) !== 3n || (err & (PFERR_USER | PFERR_FETCH)) !== (PFERR_USER | PFERR_FETCH)) {
       this.counts.faults++;
-      return { repaired: false, original };
+      return { repaired: false, original, cpu };
     }
     const msrs = vcpu.getMsrs([MSR_STAR, MSR_LSTAR, MSR_FMASK]);
     const lstar = msrs.get(MSR_LSTAR) ?? 0n;
     if (rip !== lstar) {
       this.counts.faults++;
-      return { repaired: false, original };
+      return { repaired: false, original, cpu };
     }
     const kcs = Number((msrs.get(MSR_STAR) ?? 0n) >> 32n) & 0xfffc;
     const fmask = msrs.get(MSR_FMASK) ?? 0n;
     const codeSeg = cpu.seg(CS);
     cpu.setSeg(CS, { ...codeSeg, selector: kcs, base: 0n, limit: 0xffffffff, type: 11, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, unusable: 0 });
     cpu.setSeg(SS, { ...codeSeg, selector: kcs + 8, base: 0n, limit: 0xffffffff, type: 3, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, unusable: 0 });
-    cpu.gpr[4] = rsp;
+    cpu.setReg(RSP, 8, rsp);
     cpu.setRip(lstar);
-    cpu.setFlags(((cpu.gpr[11] & ~fmask) & ~RF) | 2n);
+    cpu.setFlags(((cpu.gpr[R11] & ~fmask) & ~RF) | 2n);
     cpu.commit();
     this.counts.syscalls++;
-    return { repaired: true, original };
+    return { repaired: true, original, cpu };
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The SSE2 packed-integer operations of simd-int.ts against the host CPU:
+ * The SSE2 packed operations of simd-int.ts against the host CPU:
  * a C program built with gcc at test time runs each `66 0F xx /r` on
  * xmm0, xmm1 for the same random inputs, and the results must match byte
  * for byte. Then one instruction end to end through the emulator.
@@ -11,13 +11,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { INT_BINARY } from './simd-int.js';
+import { PACKED_BINARY } from './simd-int.js';
 import { emulate } from './index.js';
 import { FakeMem, FakeVcpu } from './fake-vcpu.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const DIR = join(ROOT, '.cache/emulate');
-const OPS = Object.keys(INT_BINARY).map((k) => parseInt(k.split(':')[1], 16));
+const OPS = Object.keys(PACKED_BINARY).map((k) => parseInt(k.split(':')[1], 16));
 const CASES = 64;
 
 function nativeProgram(): string {
@@ -67,7 +67,7 @@ test('SSE2 packed-integer operations match the host CPU', () => {
   assert.equal(native.length, inputs.length);
   const bad: string[] = [];
   inputs.forEach(({ op, a, b }, i) => {
-    const ours = Buffer.from(INT_BINARY[`2:${op.toString(16)}`](a, b, 16)).toString('hex');
+    const ours = Buffer.from(PACKED_BINARY[`2:${op.toString(16)}`](a, b, 16)).toString('hex');
     if (ours !== native[i] && bad.length < 10) bad.push(`66 0f ${op.toString(16)}: a=${a.toString('hex')} b=${b.toString('hex')} cpu=${native[i]} ours=${ours}`);
   });
   assert.deepEqual(bad, []);

@@ -1,6 +1,6 @@
 /**
- * SSE2/AVX2 packed-integer operations on two sources (map 0F, 66 prefix or
- * VEX): unpacks, packs with saturation, compares, add/sub (wrapping and
+ * SSE2/AVX2 packed operations on two sources (map 0F, 66 prefix or VEX):
+ * bitwise and/andn/or/xor (integer and floating-point forms), unpacks, packs with saturation, compares, add/sub (wrapping and
  * saturating), multiplies, min/max/average, psadbw, and shifts by the count
  * in a vector register. Each works per 128-bit lane where the instruction
  * does; `n` is the vector length in bytes.
@@ -114,7 +114,10 @@ function psadbw(a: Uint8Array, b: Uint8Array, n: number): Uint8Array {
 }
 
 /** By "map:opcode" (map 2 is 0F). */
-export const INT_BINARY: Record<string, Lanes> = {
+export const PACKED_BINARY: Record<string, Lanes> = {
+  '2:db': each(1, (x, y) => x & y), '2:df': each(1, (x, y) => ~x & y), '2:eb': each(1, (x, y) => x | y), '2:ef': each(1, (x, y) => x ^ y),
+  '2:54': each(1, (x, y) => x & y), '2:55': each(1, (x, y) => ~x & y), '2:56': each(1, (x, y) => x | y), '2:57': each(1, (x, y) => x ^ y),
+  '2:fe': each(4, (x, y) => x + y), '2:fa': each(4, (x, y) => x - y),
   '2:60': unpack(1, false), '2:61': unpack(2, false), '2:62': unpack(4, false), '2:6c': unpack(8, false),
   '2:68': unpack(1, true), '2:69': unpack(2, true), '2:6a': unpack(4, true), '2:6d': unpack(8, true),
   '2:63': pack(2, true), '2:67': pack(2, false), '2:6b': pack(4, true),

@@ -188,7 +188,7 @@ function handleOther(env: LoopEnv, reason: number): boolean {
         } else {
           const hook = env.pvm?.onFailure(vcpu, insn);
           if (hook?.repaired) return true;
-          const out = emulate({ vcpu, mem: env.mem, mmio: lockedMmio(env) }, hook ? hook.original : insn);
+          const out = emulate({ vcpu, mem: env.mem, mmio: lockedMmio(env), cpu: hook?.cpu }, hook ? hook.original : insn);
           if (out.ok) return true;
           what = `vCPU ${vcpu.id}: ${out.report}`;
         }

@@ -19,7 +19,7 @@ import { MEM64_SIZE } from '../devices/pci/root.js';
 import { Machine, type MachineInit } from './machine.js';
 import { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
-import { CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_PVM, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
+import { CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_MAX_VCPUS, CTL_PVM, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
 import { PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
 import type { VcpuThreadData, WorkerMessage } from './vcpu-worker.js';
 import { setupGuest } from './boot.js';
@@ -246,7 +246,7 @@ function resolveTopology(config: ConfigTree): Topology {
   function check(t: Topology): Topology {
     const max = config.int('vmm.maxcpu', hostCpus().length, 1);
     if (t.cpus > max) throw new ConfigError(`cpus: ${t.cpus} exceeds the limit of ${max} (the host's CPU count; raise with -o vmm.maxcpu=N)`);
-    if (t.cpus > 64) throw new ConfigError(`cpus: ${t.cpus} exceeds 64`);
+    if (t.cpus > CTL_MAX_VCPUS) throw new ConfigError(`cpus: ${t.cpus} exceeds ${CTL_MAX_VCPUS}`);
     return t;
   }
 }

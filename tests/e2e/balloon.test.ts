@@ -8,18 +8,12 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { describe, ensureGuests, findLine, rom, Status, skipWithoutKvm } from './harness.js';
+import { describe, ensureGuests, findLine, rom, rssBytes, Status, skipWithoutKvm } from './harness.js';
 import { startVmm } from './netns.js';
 
 const PAGES = 16384; // 64 MiB
 const MiB = 2 ** 20;
 
-function rssBytes(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]) * 1024;
-}
 
 before(() => ensureGuests());
 

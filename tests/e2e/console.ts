@@ -5,9 +5,8 @@
  * addressing such guests use on a serial console, so a test can read rows
  * the way a user sees them instead of matching escape sequences.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { BHYVE, ROOT } from './harness.js';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnVmm } from './harness.js';
 
 export interface WatchResult {
   /** True when `until` held before the timeout or the VMM's exit. */
@@ -34,15 +33,13 @@ export interface WatchOptions {
 export function watchVmm(args: string[], opts: WatchOptions): Promise<WatchResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    if (!existsSync(BHYVE)) {
-      reject(new Error(`${BHYVE} is missing: run npm run build first`));
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawnVmm(args, opts);
+    } catch (e) {
+      reject(e);
       return;
     }
-    const child = spawn(process.execPath, [BHYVE, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...(opts.env ?? {}) },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
     let stdout = '';
     let stderr = '';
     let matched = false;
@@ -52,8 +49,6 @@ export function watchVmm(args: string[], opts: WatchOptions): Promise<WatchResul
       child.kill('SIGKILL');
     };
     const timer = setTimeout(stop, opts.timeoutMs);
-    child.stdout.setEncoding('latin1');
-    child.stderr.setEncoding('utf8');
     const send = (text: string): void => { child.stdin.write(text, 'latin1'); };
     child.stdout.on('data', (s: string) => {
       stdout += s;
@@ -63,7 +58,6 @@ export function watchVmm(args: string[], opts: WatchOptions): Promise<WatchResul
       }
     });
     child.stderr.on('data', (s: string) => { stderr += s; });
-    child.stdin.on('error', () => { /* the VMM may exit before reading stdin */ });
     child.on('error', (err) => { clearTimeout(timer); reject(err); });
     child.on('close', (status) => {
       clearTimeout(timer);

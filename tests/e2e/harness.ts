@@ -5,8 +5,8 @@
  *
  * Compiled to dist/tests/e2e/harness.js; the repository root is three levels up.
  */
-import { spawn, execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
@@ -100,20 +100,34 @@ export interface RunOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * Start the bundled `bhyve` with `args` (inside network namespace `netns`
+ * when given: `ip netns exec` execs in place, so the child's pid is bhyve's),
+ * stdout read as latin1 (COM1 bytes), stderr as UTF-8. Throws when the
+ * bundle has not been built.
+ */
+export function spawnVmm(args: string[], opts: { env?: NodeJS.ProcessEnv; netns?: string } = {}): ChildProcessWithoutNullStreams {
+  if (!existsSync(BHYVE)) throw new Error(`${BHYVE} is missing: run npm run build first`);
+  const cmd = opts.netns ? ['ip', 'netns', 'exec', opts.netns, process.execPath] : [process.execPath];
+  const child = spawn(cmd[0], [...cmd.slice(1), BHYVE, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdout.setEncoding('latin1');
+  child.stderr.setEncoding('utf8');
+  child.stdin.on('error', () => { /* the VMM may exit before reading stdin */ });
+  return child;
+}
+
 /** Run the VMM with `args`; never rejects (a timeout kills it and sets `timedOut`). */
 export function runVmm(args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
-    if (!existsSync(BHYVE)) {
-      reject(new Error(`${BHYVE} is missing: run npm run build first`));
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawnVmm(args, opts);
+    } catch (e) {
+      reject(e);
       return;
     }
-    const child = spawn(process.execPath, [BHYVE, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...(opts.env ?? {}) },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -121,16 +135,11 @@ export function runVmm(args: string[], opts: RunOptions = {}): Promise<RunResult
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
-    child.stdout.setEncoding('latin1');
-    child.stderr.setEncoding('utf8');
     child.stdout.on('data', (s: string) => {
       stdout += s;
     });
     child.stderr.on('data', (s: string) => {
       stderr += s;
-    });
-    child.stdin.on('error', () => {
-      /* the VMM may exit before reading stdin */
     });
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -200,4 +209,11 @@ export function allLines(r: RunResult, re: RegExp): RegExpMatchArray[] {
     if (m) out.push(m);
   }
   return out;
+}
+
+/** A process's resident set (VmRSS) in bytes. */
+export function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) * 1024;
 }

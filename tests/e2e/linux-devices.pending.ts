@@ -19,9 +19,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, skipWithoutKvm, Status } from './harness.js';
+import { ROOT, rssBytes, skipWithoutKvm, Status } from './harness.js';
 import { GUEST_IP, HOST_IP, NetNs, PREFIX, netUnavailable } from './netns.js';
 import { BOOT_MS, LinuxGuest, PVM, SHELL_READY } from './linux-shell.js';
 
@@ -30,10 +30,6 @@ const BALLOON_PAGES = 40960; // 160 MiB
 const FILL_MIB = 160;
 const TCP_PORT = 7777;
 
-function rss(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
 
 /** A TCP server in the namespace that sends `data` to the first client and closes. */
 function tcpSender(ns: NetNs, data: Buffer): void {
@@ -92,12 +88,12 @@ test('Linux on virtio-blk, virtio-net, virtio-rnd and virtio-balloon: ext4 survi
         // Balloon: touch and free memory, then inflate again over it.
         await vm.sh('rmmod virtio_balloon');
         await vm.sh(`dd if=/dev/zero of=/tmp/fill bs=1M count=${FILL_MIB} 2>/dev/null; rm /tmp/fill; echo filled`, 600_000);
-        const before = rss(vm.pid);
+        const before = rssBytes(vm.pid);
         await vm.sh('insmod /lib/modules/virtio_balloon.ko', 300_000);
         let after = before;
         for (let i = 0; i < 60 && before - after < 64 * MiB; i++) {
           await new Promise((r) => setTimeout(r, 5000));
-          after = rss(vm.pid);
+          after = rssBytes(vm.pid);
         }
         t.diagnostic(`balloon: VMM RSS ${(before / MiB).toFixed(0)} MiB -> ${(after / MiB).toFixed(0)} MiB`);
         assert.ok(before - after >= 64 * MiB, `balloon inflation lowered RSS by only ${((before - after) / MiB).toFixed(1)} MiB`);

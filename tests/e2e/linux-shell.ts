@@ -3,10 +3,10 @@
  * scripts/build-initramfs.sh) on COM1: start bhyve with the Linux loader,
  * wait for console lines, run shell commands and read their output.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BHYVE, ROOT } from './harness.js';
+import { ROOT, spawnVmm } from './harness.js';
 
 export const VMLINUX = join(ROOT, '.cache/kernel/vmlinux');
 export const VMLINUZ = join(ROOT, '.cache/kernel/vmlinuz');
@@ -25,20 +25,16 @@ export class LinuxGuest {
   out = '';
   status: number | null = null;
   readonly closed: Promise<number | null>;
-  private readonly child: ChildProcess;
+  private readonly child: ChildProcessWithoutNullStreams;
   private seq = 0;
 
   /** `args` are bhyve's arguments before the kernel options and the VM name. */
   constructor(args: string[], name: string, opts: { kernel?: string; cmdline?: string; env?: NodeJS.ProcessEnv; netns?: string } = {}) {
     const all = [...args, '-o', `boot.kernel=${opts.kernel ?? VMLINUX}`, '-o', `boot.initrd=${INITRD}`,
       '-o', `boot.cmdline=${opts.cmdline ?? CMDLINE}`, name];
-    // `ip netns exec` execs in place: the child's pid is bhyve's.
-    const cmd = opts.netns ? ['ip', 'netns', 'exec', opts.netns, process.execPath] : [process.execPath];
-    this.child = spawn(cmd[0], [...cmd.slice(1), BHYVE, ...all], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-    this.child.stdout!.setEncoding('latin1');
-    this.child.stdout!.on('data', (s: string) => { this.out += s; });
-    this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (s: string) => { this.out += s; });
+    this.child = spawnVmm(all, opts);
+    this.child.stdout.on('data', (s: string) => { this.out += s; });
+    this.child.stderr.on('data', (s: string) => { this.out += s; });
     this.closed = new Promise((resolve) => this.child.on('close', (code) => { this.status = code; resolve(code); }));
   }
 
@@ -52,18 +48,18 @@ export class LinuxGuest {
       if (now || this.status !== null) return resolve(now);
       const done = (m: RegExpMatchArray | undefined) => {
         clearTimeout(timer);
-        this.child.stdout!.off('data', on);
+        this.child.stdout.off('data', on);
         resolve(m);
       };
       const on = () => { const m = test(); if (m) done(m); };
       const timer = setTimeout(() => done(test()), ms);
-      this.child.stdout!.on('data', on);
+      this.child.stdout.on('data', on);
       void this.closed.then(() => done(test()));
     });
   }
 
   send(s: string): void {
-    this.child.stdin!.write(s);
+    this.child.stdin.write(s);
   }
 
   /** Child processes that died of SIGSEGV (see `shRetry`). */

@@ -7,9 +7,9 @@
  * A VMM started here streams its COM1 lines as they come (a test can answer
  * on stdin) and exposes its pid (ip netns exec execs in place).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
-import { BHYVE, ensureGuests, type RunResult } from './harness.js';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { ensureGuests, spawnVmm, type RunResult } from './harness.js';
 
 export const HOST_IP = '10.0.2.1';
 export const GUEST_IP = '10.0.2.15';
@@ -118,10 +118,8 @@ export interface NsVmm {
 /** Start the VMM inside `ns` (or, without one, in the test's own namespace). */
 export function startVmm(ns: NetNs | undefined, args: string[], timeoutMs = 60_000): NsVmm {
   ensureGuests();
-  if (!existsSync(BHYVE)) throw new Error(`${BHYVE} is missing: run npm run build first`);
   const started = Date.now();
-  const cmd = ns ? ['ip', 'netns', 'exec', ns.name, process.execPath] : [process.execPath];
-  const child: ChildProcessWithoutNullStreams = spawn(cmd[0], [...cmd.slice(1), BHYVE, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawnVmm(args, { netns: ns?.name });
   ns?.own(child);
   let stdout = '', stderr = '', timedOut = false;
   const waiters: { re: RegExp; ok: (m: RegExpMatchArray) => void; fail: (e: Error) => void }[] = [];
@@ -135,11 +133,8 @@ export function startVmm(ns: NetNs | undefined, args: string[], timeoutMs = 60_0
     }
   };
   const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-  child.stdout.setEncoding('latin1');
-  child.stderr.setEncoding('utf8');
   child.stdout.on('data', (s: string) => { stdout += s; check(); });
   child.stderr.on('data', (s: string) => { stderr += s; });
-  child.stdin.on('error', () => {});
   const done = new Promise<RunResult>((resolve) => {
     child.on('close', (status, signal) => {
       clearTimeout(timer);

@@ -337,6 +337,15 @@ putdec\sfx:
         GDT_TABLE
 .endm
 
+/* The `irq_handler` of a guest that expects no interrupt: report the vector, power off. */
+.macro UNEXPECTED_IRQ_HANDLER
+irq_handler:
+        PRINT32 "unexpected interrupt vector 0x"
+        HEX32 %ebx, 2
+        PRINT32 "\n"
+        POWEROFF
+.endm
+
 /*
  * An IDT for protected mode: 256 fixed-size stubs (16 bytes apart), each
  * pushes its vector and jumps to isr_common. Exceptions (vectors < 32) are

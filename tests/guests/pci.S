@@ -404,11 +404,7 @@ ecam_read32:
         pop %edx
         ret
 
-irq_handler:
-        PRINT32 "unexpected interrupt vector 0x"
-        HEX32 %ebx, 2
-        PRINT32 "\n"
-        POWEROFF
+        UNEXPECTED_IRQ_HANDLER
 
         IDT_SUPPORT
         GUEST_LIBRARY

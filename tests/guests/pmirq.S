@@ -112,11 +112,7 @@ set_gate:
         ret
 
 /* Any other vector >= 32 (exceptions are reported by IDT_SUPPORT). */
-irq_handler:
-        PRINT32 "unexpected interrupt vector 0x"
-        HEX32 %ebx, 2
-        PRINT32 "\n"
-        POWEROFF
+        UNEXPECTED_IRQ_HANDLER
 
         .pushsection .rodata.pmgdt, "a"
         .balign 8

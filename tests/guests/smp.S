@@ -150,11 +150,7 @@ unlock_print:
         movl $0, PRINT_LOCK
         ret
 
-irq_handler:
-        PRINT32 "unexpected interrupt vector 0x"
-        HEX32 %ebx, 2
-        PRINT32 "\n"
-        POWEROFF
+        UNEXPECTED_IRQ_HANDLER
 
         IDT_SUPPORT
         GUEST_LIBRARY

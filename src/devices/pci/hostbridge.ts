@@ -53,10 +53,9 @@ export class HostBridge extends PciFunction {
 
   protected override cfgWriteHook(off: number, size: number, val: number): boolean {
     if (!this.q35 || off < MCH_PCIEXBAR || off >= MCH_PCIEXBAR_HIGH + 4) return false;
-    const dv = new DataView(this.cfg.buffer, this.cfg.byteOffset, this.cfg.byteLength);
-    for (let i = 0; i < size; i++) dv.setUint8(off + i, (val >>> (8 * i)) & 0xff);
-    const low = dv.getUint32(MCH_PCIEXBAR, true);
-    const high = dv.getUint32(MCH_PCIEXBAR_HIGH, true) & 0xf; // bits 35:32 on q35
+    for (let i = 0; i < size; i++) this.cfg[off + i] = (val >>> (8 * i)) & 0xff; // the guest's write, on any thread
+    const low = this.get32(MCH_PCIEXBAR);
+    const high = this.get32(MCH_PCIEXBAR_HIGH) & 0xf; // bits 35:32 on q35
     const on = (low & MCH_PCIEXBAR_EN) !== 0 && (low & MCH_PCIEXBAR_LENGTH) === 0;
     this.root?.setEcamBase(on ? high * 2 ** 32 + ((low & MCH_PCIEXBAR_BASE_MASK) >>> 0) : 0);
     return true;

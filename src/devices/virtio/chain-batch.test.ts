@@ -1,49 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { koffi } from '../../kvm/libc.js';
-import { Arena } from '../../vmm/shared.js';
 import { ChainBatch, GuestPieces } from './chain-batch.js';
 import * as V from './constants.js';
-import { Virtqueue, type QueueMemory } from './virtqueue.js';
+import { AVAIL, DESC, N, RAM, ROM_BASE, ROM_SIZE, USED, fakeMem, queueOn } from './ring-fixture.js';
 
-const RAM = 1 << 20;
-const ROM_BASE = 0xf0000000, ROM_SIZE = 0x10000;
-const DESC = 0x1000, AVAIL = 0x2000, USED = 0x3000, N = 8;
 const NEXT = V.DESC_F_NEXT, W = V.DESC_F_WRITE, IND = V.DESC_F_INDIRECT;
 
-/** Guest RAM at 0 and a read-only ROM high up; `ram` may be shared between two memories. */
-function fakeMem(ram: Uint8Array = new Uint8Array(RAM), rom: Uint8Array = new Uint8Array(ROM_SIZE)): QueueMemory & { ram: Uint8Array; rom: Uint8Array; dv: DataView } {
-  return {
-    ram, rom, dv: new DataView(ram.buffer),
-    segments: [{ gpa: 0, size: RAM, readonly: false }, { gpa: ROM_BASE, size: ROM_SIZE, readonly: true }],
-    slice(gpa, len) {
-      if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(len) || gpa < 0 || len < 0) return undefined;
-      if (gpa + len <= RAM) return ram.subarray(gpa, gpa + len);
-      if (gpa >= ROM_BASE && gpa + len <= ROM_BASE + ROM_SIZE) return rom.subarray(gpa - ROM_BASE, gpa - ROM_BASE + len);
-      return undefined;
-    },
-  };
-}
-
 function setup(features = V.bit(V.F_RING_INDIRECT_DESC), mem = fakeMem()) {
-  const broken: string[] = [];
-  const q = new Virtqueue(new Arena(undefined, 1 << 16), 0, N, mem, () => features, (why) => broken.push(why));
-  q.reset();
-  q.setReg('descLo', DESC); q.setReg('availLo', AVAIL); q.setReg('usedLo', USED);
-  q.enabled = true;
-  let idx = 0;
-  const desc = (i: number, addr: number | bigint, len: number, flags: number, next = 0, table = DESC): void => {
-    const o = table + 16 * i;
-    mem.dv.setBigUint64(o, BigInt(addr), true);
-    mem.dv.setUint32(o + 8, len >>> 0, true);
-    mem.dv.setUint16(o + 12, flags, true);
-    mem.dv.setUint16(o + 14, next, true);
-  };
-  const offer = (head: number): void => {
-    mem.dv.setUint16(AVAIL + 4 + 2 * (idx % N), head, true);
-    idx = (idx + 1) & 0xffff;
-    mem.dv.setUint16(AVAIL + 2, idx, true);
-  };
+  const { q, broken, desc, offer } = queueOn(mem, features);
   const batch = (maxChains = 16, maxPieces = 64, perChain = 16) => new ChainBatch(new GuestPieces(mem), maxChains, maxPieces, perChain);
   return { mem, q, broken, desc, offer, batch };
 }

@@ -5,21 +5,17 @@
  * which keeps, for every buffer, an iovec (host address, length) ready for
  * writev/io_uring, and where that buffer lies in guest memory.
  *
- * The checks are those of Virtqueue.pop(): every descriptor index, loop,
- * indirect table and buffer the guest supplies is checked, buffers must lie
+ * The walk is Virtqueue.pop()'s (desc-walk.ts): every descriptor index,
+ * loop, indirect table and buffer the guest supplies is checked, buffers lie
  * in guest memory (GuestPieces: the segments cut at 4 GiB multiples, as
  * GuestMemory views them) and writable ones outside read-only segments. A
  * bad chain is marked (`drop`, `error`) and its walk stops there: its buffers
  * must not be used, only its head returned.
  */
 import { koffi } from '../../kvm/libc.js';
-import * as V from './constants.js';
+import { PIECE, walkChain, type DescSink } from './desc-walk.js';
 import type { QueueMemory } from './virtqueue.js';
 
-/** Guest-physical pieces are split at 4 GiB multiples (GuestMemory views are 4 GiB chunks). */
-const PIECE = 2 ** 32;
-/** An address above this (high word) is beyond Number.MAX_SAFE_INTEGER. */
-const SAFE_HI = 0x1fffff;
 export const IOVEC_SIZE = 16;
 
 /**
@@ -68,7 +64,7 @@ export class GuestPieces {
   }
 }
 
-export class ChainBatch {
+export class ChainBatch implements DescSink {
   /** Chains in the batch. */
   count = 0;
   /** Buffers (pieces) in the batch. */
@@ -127,47 +123,40 @@ export class ChainBatch {
     return 0;
   }
 
+  /** Chain being walked, and the indirect table found for it (DescSink). */
+  private cur = 0;
+  private queue = 0;
+  tableView: DataView | undefined;
+
   /**
    * Walk chain `head` of descriptor table `desc` (`size` entries) into the
-   * batch (Virtqueue.popBatch calls this with room checked).
+   * batch (Virtqueue.popBatch calls this with room checked). A bad buffer
+   * ends the walk: the chain's buffers are not used.
    */
   walk(head: number, desc: DataView, size: number, indirectOk: boolean, queue: number): void {
     const i = this.count++;
     this.heads[i] = head; this.first[i] = this.pieces;
     this.nRead[i] = 0; this.nWrite[i] = 0; this.readBytes[i] = 0; this.writeBytes[i] = 0;
     this.drop[i] = 0; this.result[i] = 0; this.error[i] = undefined;
-    let table = desc, base = 0, count = size, idx = head, steps = 0, indirect = false, wrote = false;
-    for (;;) {
-      if (idx >= count) return this.bad(i, queue, `descriptor index ${idx} beyond the ${count}-entry ${indirect ? 'indirect table' : 'queue'}`);
-      if (++steps > count) return this.bad(i, queue, 'the chain loops');
-      const o = base + idx * V.DESC_SIZE;
-      const lo = table.getUint32(o, true), hi = table.getUint32(o + 4, true);
-      const len = table.getUint32(o + 8, true);
-      const flags = table.getUint16(o + 12, true);
-      const addr = hi * PIECE + lo, huge = hi > SAFE_HI;
-      if (flags & V.DESC_F_INDIRECT) {
-        if (huge) return this.bad(i, queue, 'indirect table outside guest memory');
-        if (indirect) return this.bad(i, queue, 'nested indirect table');
-        if (!indirectOk) return this.bad(i, queue, 'indirect descriptor not negotiated');
-        if (flags & V.DESC_F_NEXT) return this.bad(i, queue, 'indirect descriptor with NEXT set');
-        if (len === 0 || len % V.DESC_SIZE !== 0 || len / V.DESC_SIZE > V.INDIRECT_MAX) return this.bad(i, queue, `bad indirect table length ${len}`);
-        const p = this.mem.find(addr, len);
-        if (p < 0) return this.bad(i, queue, 'indirect table outside guest memory');
-        table = this.mem.dvs[p]; base = addr - this.mem.gpa[p];
-        count = len / V.DESC_SIZE; idx = 0; steps = 0; indirect = true;
-        continue;
-      }
-      const write = (flags & V.DESC_F_WRITE) !== 0;
-      if (!write && wrote) return this.bad(i, queue, 'a device-readable buffer after a device-writable one');
-      wrote ||= write;
-      if (huge) return this.bad(i, queue, `buffer 0x${(BigInt(hi) << 32n | BigInt(lo)).toString(16)}+${len} outside guest memory`);
-      if (len > 0) {
-        const why = this.add(i, addr, len, write);
-        if (why) return this.bad(i, queue, why);
-      }
-      if (!(flags & V.DESC_F_NEXT)) return;
-      idx = table.getUint16(o + 14, true);
-    }
+    this.cur = i; this.queue = queue;
+    walkChain(head, desc, size, indirectOk, this, true);
+  }
+
+  table(gpa: number, len: number): number {
+    const p = this.mem.find(gpa, len);
+    if (p < 0) return -1;
+    this.tableView = this.mem.dvs[p];
+    return gpa - this.mem.gpa[p];
+  }
+
+  buffer(gpa: number, len: number, write: boolean): string | undefined {
+    return len > 0 ? this.add(this.cur, gpa, len, write) : undefined;
+  }
+
+  bad(why: string): void {
+    const i = this.cur;
+    this.drop[i] = 1;
+    this.error[i] ??= `queue ${this.queue}, chain ${this.heads[i]}: ${why}`;
   }
 
   private add(i: number, gpa: number, len: number, write: boolean): string | undefined {
@@ -190,8 +179,4 @@ export class ChainBatch {
     return undefined;
   }
 
-  private bad(i: number, queue: number, why: string): void {
-    this.drop[i] = 1;
-    this.error[i] ??= `queue ${queue}, chain ${this.heads[i]}: ${why}`;
-  }
 }

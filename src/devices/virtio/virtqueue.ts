@@ -16,6 +16,7 @@
 import type { Arena } from '../../vmm/shared.js';
 import type { ChainBatch } from './chain-batch.js';
 import * as V from './constants.js';
+import { PIECE, walkChain, type DescSink } from './desc-walk.js';
 
 /** The part of GuestMemory a queue uses (tests supply a fake). */
 export interface QueueMemory {
@@ -36,8 +37,6 @@ export interface Chain {
 
 interface Rings { desc: DataView; avail: DataView; used: DataView }
 
-/** Guest-physical pieces are split at 4 GiB multiples (GuestMemory views are 4 GiB chunks). */
-const PIECE = 2 ** 32;
 const fence = new Int32Array(new SharedArrayBuffer(4));
 
 export class Virtqueue {
@@ -204,38 +203,19 @@ export class Virtqueue {
 
   private walk(head: number, ring: DataView, n: number): Chain {
     const c: Chain = { head, readable: [], writable: [], readBytes: 0, writeBytes: 0 };
-    const bad = (why: string): Chain => { c.error ??= `queue ${this.index}, chain ${head}: ${why}`; return c; };
-    let table = ring, count = n, idx = head, steps = 0, indirect = false, wrote = false;
-    for (;;) {
-      if (idx >= count) return bad(`descriptor index ${idx} beyond the ${count}-entry ${indirect ? 'indirect table' : 'queue'}`);
-      if (++steps > count) return bad('the chain loops');
-      const o = idx * V.DESC_SIZE;
-      const addr = table.getBigUint64(o, true);
-      const len = table.getUint32(o + 8, true);
-      const flags = table.getUint16(o + 12, true);
-      const huge = addr > BigInt(Number.MAX_SAFE_INTEGER);
-      if (flags & V.DESC_F_INDIRECT) {
-        if (huge) return bad('indirect table outside guest memory');
-        if (indirect) return bad('nested indirect table');
-        if (!this.negotiated(V.F_RING_INDIRECT_DESC)) return bad('indirect descriptor not negotiated');
-        if (flags & V.DESC_F_NEXT) return bad('indirect descriptor with NEXT set');
-        if (len === 0 || len % V.DESC_SIZE !== 0 || len / V.DESC_SIZE > V.INDIRECT_MAX) return bad(`bad indirect table length ${len}`);
-        const t = this.mem.slice(Number(addr), len);
-        if (!t) return bad('indirect table outside guest memory');
-        table = new DataView(t.buffer, t.byteOffset, t.byteLength);
-        count = len / V.DESC_SIZE; idx = 0; steps = 0; indirect = true;
-        continue;
-      }
-      const write = (flags & V.DESC_F_WRITE) !== 0;
-      if (!write && wrote) return bad('a device-readable buffer after a device-writable one');
-      wrote ||= write;
-      // A buffer outside memory spoils the chain, but the walk goes on so the
-      // device can still find its status byte at the end.
-      const why = huge ? `buffer 0x${addr.toString(16)}+${len} outside guest memory` : this.addBuffer(c, Number(addr), len, write);
-      if (why && !c.error) c.error = `queue ${this.index}, chain ${head}: ${why}`;
-      if (!(flags & V.DESC_F_NEXT)) return c;
-      idx = table.getUint16(o + 14, true);
-    }
+    const sink: DescSink = {
+      tableView: undefined,
+      table: (gpa, len) => {
+        const t = this.mem.slice(gpa, len);
+        if (!t) return -1;
+        sink.tableView = new DataView(t.buffer, t.byteOffset, t.byteLength);
+        return 0;
+      },
+      buffer: (gpa, len, write) => this.addBuffer(c, gpa, len, write),
+      bad: (why) => { c.error ??= `queue ${this.index}, chain ${head}: ${why}`; },
+    };
+    walkChain(head, ring, n, this.negotiated(V.F_RING_INDIRECT_DESC), sink, false);
+    return c;
   }
 
   private addBuffer(c: Chain, gpa: number, len: number, write: boolean): string | undefined {
