@@ -40,6 +40,7 @@ async function main(): Promise<void> {
   await vm.start();
   const { status, why } = await vm.stopped;
   if (why && status >= ExitStatus.TripleFault) process.stderr.write(`bhyve: ${why}\n`);
+  if (process.env.BHYVE_EMUL_STATS === '1') await vm.settle(2000);
   process.exit(status);
 }
 

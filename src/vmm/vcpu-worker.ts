@@ -24,7 +24,9 @@ export type WorkerMessage =
   | { t: 'ready'; id: number }
   | { t: 'exit'; status: ExitStatus; why?: string }
   | { t: 'timer'; index: number }
-  | { t: 'error'; message: string };
+  | { t: 'error'; message: string }
+  /** The vCPU loop has returned (its statistics, if asked for, are written). */
+  | { t: 'done'; id: number };
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 /** PVM hosts (kvm_pvm) need the user-mode syscall repair; BHYVE_PVM_SYSCALL=0 turns it off. */
@@ -51,6 +53,7 @@ function main(data: VcpuThreadData): void {
     strictIo: data.strictIo, strictMsr: data.strictMsr,
     resync: () => machine.resync(), exit,
   });
+  post({ t: 'done', id: data.id });
 }
 
 function pin(id: number, cpus: number[]): void {

@@ -35,6 +35,8 @@ const IOTHREAD_URL = new URL('./iothread.js', import.meta.url);
 
 export class VirtualMachine {
   readonly workers: Worker[] = [];
+  /** One per vCPU thread: resolves when its loop has returned or the thread is gone. */
+  private readonly loopsDone: Promise<void>[] = [];
   private readonly ctlSab = new SharedArrayBuffer(4 * (CTL_PVM + PVM_SYSCALL_WORDS));
   private readonly ctl = new Int32Array(this.ctlSab);
   private stopInfo?: StopInfo;
@@ -126,6 +128,10 @@ export class VirtualMachine {
       const w = takeVcpuThread();
       w.postMessage(data);
       this.workers.push(w);
+      this.loopsDone.push(new Promise((resolve) => {
+        w.on('message', (m: WorkerMessage) => { if (m.t === 'done') resolve(); });
+        w.once('exit', () => resolve());
+      }));
       ready.push(new Promise((resolve) => {
         w.on('message', (m: WorkerMessage) => {
           if (m.t === 'ready') resolve();
@@ -162,6 +168,18 @@ export class VirtualMachine {
       else if (m.t === 'error') this.stop(ExitStatus.Error, m.message);
     });
     w.on('error', (e) => this.stop(ExitStatus.Error, `I/O thread: ${e.message}`));
+  }
+
+  /**
+   * After `stopped`: wait (at most `ms`) for every vCPU loop to return, so
+   * that what the threads write on their way out (BHYVE_EMUL_STATS) is not
+   * cut off by the process exit.
+   */
+  async settle(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => { timer = setTimeout(r, ms); });
+    await Promise.race([Promise.all(this.loopsDone), late]);
+    clearTimeout(timer);
   }
 
   /** Press the ACPI power button (what SIGTERM does). */
