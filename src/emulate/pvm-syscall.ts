@@ -19,7 +19,8 @@
  * The hook's state lives in shared words so that every vCPU thread sees
  * one patch; callers serialize `check` under the device lock.
  */
-import { CpuState, CS, SS, RF, RSP, R11, type VcpuPort } from './cpu.js';
+import { CpuState, CS, SS, RF, RSP, R11, GPR_KEYS, type VcpuPort } from './cpu.js';
+import type { Regs } from '../kvm/vcpu.js';
 import { Mmu, fromBytes, type MemPort } from './mmu.js';
 import { decode } from './decoder.js';
 
@@ -27,6 +28,8 @@ const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084;
 const PF_VECTOR = 14;
 const INT3 = 0xcc;
 const PFERR_USER = 4n, PFERR_FETCH = 0x10n;
+/** Zeroed general registers, for reading the special ones alone (made on first use: no work at load). */
+let noRegs: Regs | undefined;
 
 /** Layout of the shared words. */
 const W_STATE = 0, W_VA = 1, W_GPA = 3, W_LEN = 5, W_ORIG = 6;
@@ -64,7 +67,9 @@ export class PvmSyscallRepair {
    * with the device lock held). Does nothing outside paged long mode.
    */
   check(vcpu: VcpuPort): void {
-    const cpu = new CpuState(vcpu);
+    // Only the special registers matter here (IDT, paging): no KVM_GET_REGS.
+    noRegs ??= Object.fromEntries([...GPR_KEYS, 'rip', 'rflags'].map((k) => [k, 0n])) as unknown as Regs;
+    const cpu = new CpuState(vcpu, noRegs);
     if (!cpu.long || cpu.sregs.idt.limit < PF_VECTOR * 16 + 15) return;
     const mmu = new Mmu(cpu, this.mem);
     let handler: bigint, gpa: number, bytes: Uint8Array;

@@ -15,6 +15,8 @@ export const KiB = 2 ** 10;
 export const LOWMEM_LIMIT = 3 * GiB;
 export const HIGHMEM_BASE = 4 * GiB;
 const CHUNK = 4 * GiB;
+/** Copies up to this size, on a thread without the segment's view yet, get a view of their own range. */
+const SMALL_COPY = MiB;
 
 export class MemoryError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -104,11 +106,8 @@ export class GuestMemory {
     const out = new Uint8Array(len);
     let done = 0;
     while (done < len) {
-      const hit = this.locate(gpa + done);
-      if (!hit) throw new MemoryError(`guest address 0x${(gpa + done).toString(16)} is not memory`);
-      const [, s] = hit;
-      const n = Math.min(len - done, s.gpa + s.size - (gpa + done), CHUNK - ((gpa + done - s.gpa) % CHUNK));
-      out.set(this.slice(gpa + done, n)!, done);
+      const n = this.piece(gpa + done, len - done);
+      out.set(this.copyView(gpa + done, n), done);
       done += n;
     }
     return out;
@@ -118,13 +117,33 @@ export class GuestMemory {
   write(gpa: number, data: Uint8Array): void {
     let done = 0;
     while (done < data.length) {
-      const hit = this.locate(gpa + done);
-      if (!hit) throw new MemoryError(`guest address 0x${(gpa + done).toString(16)} is not memory`);
-      const [, s] = hit;
-      const n = Math.min(data.length - done, s.gpa + s.size - (gpa + done), CHUNK - ((gpa + done - s.gpa) % CHUNK));
-      this.slice(gpa + done, n)!.set(data.subarray(done, done + n));
+      const n = this.piece(gpa + done, data.length - done);
+      this.copyView(gpa + done, n).set(data.subarray(done, done + n));
       done += n;
     }
+  }
+
+  /** How much of [gpa, gpa+len) lies in one segment and one view-sized piece of it. */
+  private piece(gpa: number, len: number): number {
+    const hit = this.locate(gpa);
+    if (!hit) throw new MemoryError(`guest address 0x${gpa.toString(16)} is not memory`);
+    const [, s] = hit;
+    return Math.min(len, s.gpa + s.size - gpa, CHUNK - ((gpa - s.gpa) % CHUNK));
+  }
+
+  /**
+   * A view for a copy within one piece: the piece's view when this thread
+   * has it, else (for a small copy) a view of just that range, so that a
+   * loader writing a few tables does not make, and pay for, a view of all
+   * of RAM (see `views`).
+   */
+  private copyView(gpa: number, n: number): Uint8Array {
+    const [i, s] = this.locate(gpa)!;
+    const off = gpa - s.gpa;
+    if (n <= SMALL_COPY && !this.views[i][Math.floor(off / CHUNK)]) {
+      return new Uint8Array(koffi.view(s.host + BigInt(off), n));
+    }
+    return this.slice(gpa, n)!;
   }
 
   dataView(gpa: number, len: number): DataView | undefined {

@@ -7,7 +7,7 @@ import * as C from './constants.js';
 import { check, KvmError } from './error.js';
 import {
   ioctlInt, ioctlPtr, mmap, mlock, madvise, open, O_RDWR, O_CLOEXEC, PROT_READ, PROT_WRITE,
-  MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, MADV_DONTFORK, MADV_HUGEPAGE, errno,
+  MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, MADV_DONTFORK, MADV_HUGEPAGE, errno, EINTR,
 } from './libc.js';
 import type { Segment } from './memory.js';
 
@@ -64,7 +64,10 @@ export class Vm {
   constructor(readonly kvm: Kvm, readonly fd: number) {}
 
   static create(kvm: Kvm): Vm {
-    const fd = check(ioctlInt(kvm.fd, C.KVM_CREATE_VM, 0), 'KVM_CREATE_VM');
+    // A signal during VM creation (a profiler's, a child's SIGCHLD) makes it fail with EINTR: try again.
+    let fd = ioctlInt(kvm.fd, C.KVM_CREATE_VM, 0);
+    for (let i = 0; fd < 0 && errno() === EINTR && i < 10; i++) fd = ioctlInt(kvm.fd, C.KVM_CREATE_VM, 0);
+    check(fd, 'KVM_CREATE_VM');
     return new Vm(kvm, fd);
   }
 
