@@ -11,7 +11,7 @@
  * Called by bench/run.ts (`npm run bench linux`).
  */
 import { spawn } from 'node:child_process';
-import { LinuxGuest, SHELL_READY, BOOT_MS, CMDLINE_NO_MODULES as CMDLINE, INITRD, VMLINUX } from '../tests/e2e/linux-shell.js';
+import { LinuxGuest, SHELL_READY, BOOT_MS, CMDLINE_NO_MODULES as CMDLINE, BASE_INITRD as INITRD, VMLINUX } from '../tests/e2e/linux-shell.js';
 import { ROOT } from '../tests/e2e/harness.js';
 
 export interface LinuxBench { toShell: number; toExit: number; status: number | null; stats: string; qemu: string }
@@ -19,7 +19,7 @@ export interface LinuxBench { toShell: number; toExit: number; status: number | 
 export async function benchLinux(): Promise<LinuxBench> {
   const t0 = Date.now();
   const vm = new LinuxGuest(['-c', '1', '-m', '384M', '-s', '0,hostbridge', '-s', '31,lpc', '-l', 'com1,stdio', '-A'],
-    'benchlinux', { env: { BHYVE_EMUL_STATS: '1' }, cmdline: CMDLINE });
+    'benchlinux', { env: { BHYVE_EMUL_STATS: '1' }, initrd: INITRD, cmdline: CMDLINE });
   let toShell = NaN;
   try {
     if (await vm.waitFor(new RegExp(SHELL_READY), BOOT_MS)) toShell = Date.now() - t0;

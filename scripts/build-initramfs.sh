@@ -3,6 +3,9 @@
 # gathered by fetch-kernel.sh, and an /init that mounts proc/sys/dev, loads
 # the modules, prints "bhyve-ts initramfs ready" and runs a shell on the
 # console (ttyS0 with console=ttyS0). Only apt reaches the network.
+# Also .cache/initramfs-base.cpio: the same without the modules, for guests
+# with no devices to drive (unpacking costs minutes where the kernel is
+# emulated, and every byte counts there).
 # Idempotent: rebuilt only when the image is missing or older than its inputs.
 set -euo pipefail
 
@@ -39,7 +42,8 @@ if [[ ! -x "$BB" ]]; then
 fi
 
 SELF="$ROOT/scripts/build-initramfs.sh"
-if [[ -f "$OUT" && -f "${OUT%.gz}" && "$OUT" -nt "$BB" && "$OUT" -nt "$KMODS/load-order" && "$OUT" -nt "$SELF" ]]; then
+BASE="$CACHE/initramfs-base.cpio"
+if [[ -f "$OUT" && -f "${OUT%.gz}" && -f "$BASE" && "$OUT" -nt "$BB" && "$OUT" -nt "$KMODS/load-order" && "$OUT" -nt "$SELF" ]]; then
   log "$OUT is up to date ($(stat -c %s "$OUT") bytes)"
   exit 0
 fi
@@ -56,7 +60,21 @@ for applet in $("$BB" --list-full); do
 done
 [[ -L "$STAGE/bin/sh" ]] || ln -s /bin/busybox "$STAGE/bin/sh"
 
-cp "$KMODS"/*.ko "$KMODS/load-order" "$STAGE/lib/modules/"
+# The modules without Debian's signatures: the kernel (no forced signing)
+# then loads them without hashing each one, which is minutes of SHA-256 where
+# kernel code is emulated; it notes the missing signature and taints itself.
+# The trailer: struct module_signature (sig_len big-endian in its last 4 of
+# 12 bytes), the signature before it, then the 28-byte magic string.
+MAGIC='~Module signature appended~'
+unsign() {
+  local f="$1" size tail sig
+  size=$(stat -c %s "$f")
+  tail="$(tail -c 28 "$f" | head -c 27)"
+  [[ "$tail" == "$MAGIC" ]] || return 0
+  sig=$(tail -c 32 "$f" | head -c 4 | od -An -tu1 | awk '{ print (($1 * 256 + $2) * 256 + $3) * 256 + $4 }')
+  (( sig > 0 && sig + 40 < size )) || die "$f: odd signature trailer"
+  truncate -s $(( size - 40 - sig )) "$f"
+}
 # The kernel opens /dev/console before running /init; the node has to be in
 # the archive (needs root; /init falls back to devtmpfs otherwise).
 mknod -m 600 "$STAGE/dev/console" c 5 1 2>/dev/null || log "note: cannot mknod /dev/console (not root?)"
@@ -78,7 +96,9 @@ mount -t tmpfs tmpfs /tmp
 hostname bhyve-ts
 # bhyve_ts_modules=0 on the kernel command line skips the modules (a guest
 # without devices to drive boots much faster where the kernel is emulated).
-if grep -q 'bhyve_ts_modules=0' /proc/cmdline; then
+if [ ! -f /lib/modules/load-order ]; then
+  echo "init: no modules in this initramfs"
+elif grep -q 'bhyve_ts_modules=0' /proc/cmdline; then
   echo "init: not loading modules (bhyve_ts_modules=0)"
 else
   echo "init: loading modules"
@@ -98,7 +118,12 @@ chmod 755 "$STAGE/init"
 
 CPIO_OPTS=(-o -H newc --quiet)
 cpio --help 2>/dev/null | grep -q -- --reproducible && CPIO_OPTS+=(--reproducible)
-(cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio "${CPIO_OPTS[@]}" -R 0:0) | gzip -9n > "$OUT.tmp"
+archive() { (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio "${CPIO_OPTS[@]}" -R 0:0); }
+archive > "$BASE.tmp"
+mv "$BASE.tmp" "$BASE"
+cp "$KMODS"/*.ko "$KMODS/load-order" "$STAGE/lib/modules/"
+for ko in "$STAGE"/lib/modules/*.ko; do unsign "$ko"; done
+archive | gzip -9n > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 # The same archive uncompressed: where the kernel runs through an instruction
 # emulator (PVM hosts), gunzip in the guest costs minutes; a copy costs nothing.

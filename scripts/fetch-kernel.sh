@@ -16,9 +16,10 @@ mkdir -p "$OUT" "$DEB_DIR"
 
 # Modules we want in the guest; their dependencies come from each module's .modinfo.
 # crc-t10dif and crc64-rocksoft look their algorithms up by alias at init
-# (a softdep modprobe would load these), so name the generic ones first.
-WANTED=(crct10dif_generic crc64_rocksoft_generic
-        virtio_pci virtio_blk virtio_net virtio-rng virtio_balloon ahci sd_mod sr_mod)
+# (a softdep modprobe would load these), so name the generic ones first; the
+# same for ext4 and jbd2, which ask the crypto API for "crc32c".
+WANTED=(crct10dif_generic crc64_rocksoft_generic crc32c_generic
+        virtio_pci virtio_blk virtio_net virtio-rng virtio_balloon ahci sd_mod sr_mod ext4)
 
 log() { echo "fetch-kernel: $*" >&2; }
 die() { echo "fetch-kernel: error: $*" >&2; exit 1; }

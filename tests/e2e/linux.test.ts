@@ -20,7 +20,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { skipWithoutKvm, Status } from './harness.js';
-import { BOOT_MS, CMDLINE, CMDLINE_NO_MODULES, INITRD, LinuxGuest, PVM, SHELL_READY, VMLINUX, VMLINUZ } from './linux-shell.js';
+import { BOOT_MS, BASE_INITRD, CMDLINE, CMDLINE_NO_MODULES, LinuxGuest, PVM, SHELL_READY, VMLINUX, VMLINUZ } from './linux-shell.js';
 
 const SLOTS = ['-s', '0,hostbridge', '-s', '31,lpc', '-l', 'com1,stdio', '-A'];
 
@@ -56,10 +56,10 @@ test("Debian's kernel (ELF vmlinux through PVH) boots to a busybox shell with 2 
   { timeout: BOOT_MS + 20 * 60_000 }, async (t) => {
     if (skipWithoutKvm(t)) return;
     assert.ok(existsSync(VMLINUX), `${VMLINUX} is missing: scripts/fetch-kernel.sh did not run`);
-    assert.ok(existsSync(INITRD), `${INITRD} is missing: scripts/build-initramfs.sh did not run`);
-    // No devices here beyond the LPC bridge: the initramfs skips its device modules (linux-devices.test.ts loads them).
-    const two = new LinuxGuest(['-c', '2', '-m', '512M', ...SLOTS], 'linux2', { cmdline: CMDLINE_NO_MODULES });
-    const one = new LinuxGuest(['-c', '1', '-m', '384M', ...SLOTS], 'linux1', { cmdline: CMDLINE_NO_MODULES });
+    assert.ok(existsSync(BASE_INITRD), `${BASE_INITRD} is missing: scripts/build-initramfs.sh did not run`);
+    // No devices here beyond the LPC bridge: the initramfs without modules (linux-devices.test.ts loads them).
+    const two = new LinuxGuest(['-c', '2', '-m', '512M', ...SLOTS], 'linux2', { initrd: BASE_INITRD, cmdline: CMDLINE_NO_MODULES });
+    const one = new LinuxGuest(['-c', '1', '-m', '384M', ...SLOTS], 'linux1', { initrd: BASE_INITRD, cmdline: CMDLINE_NO_MODULES });
     const t0 = Date.now();
     try {
       await Promise.all([toShell(two, 2, 512), toShell(one, 1, 384)]);

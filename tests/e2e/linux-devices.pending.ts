@@ -1,7 +1,14 @@
 /**
- * NOT YET RUN (so not named *.test.ts, and the test runner skips it): written
- * for issue 3, to be verified on a host where two module-loading boots fit
- * the CI budget, then renamed linux-devices.test.ts.
+ * PENDING (not named *.test.ts, so the test runner leaves it out) until its
+ * balloon check passes. Run once on the PVM host (BHYVE_TS_LINUX_DEVICES=1,
+ * 2026-11-22): the first boot reached the shell in 1,200 s with every module
+ * loaded; ping, the TCP stream, /dev/hwrng and the ext4 write passed; the
+ * balloon check failed, the VMM's RSS rising 334 -> 401 MiB. Debian's kernel
+ * has INIT_ON_ALLOC_DEFAULT_ON: it zeroes each page it gives the balloon,
+ * and where that page lies in a 2 MiB region the guest never touched, the
+ * host (guest RAM is MADV_HUGEPAGE) faults in a whole transparent huge page
+ * before the VMM drops the 4 KiB. To do: guest RAM without THP when a
+ * balloon is configured (or a config key for it), then run this again.
  *
  * The disk and network devices under Debian's kernel (issue 3's Linux
  * checks): one guest with virtio-blk (an ext4 image made with the host's
@@ -9,21 +16,27 @@
  * virtio-balloon. In it: ping the host, receive a TCP stream from a server in
  * the namespace and check its SHA-256, read /dev/hwrng, write a file to the
  * ext4 file system, and inflate the balloon over memory the guest has touched
- * and freed, which must lower the VMM's resident set. A second boot on the
- * same image finds the file.
+ * and freed, which must lower the VMM's resident set. After power-off the
+ * host reads the file from the image (debugfs); a second boot on the same
+ * image finds it too.
  *
- * On a PVM host these boots go through the instruction emulator and the
- * syscall repair, and take many minutes each (see linux.test.ts).
+ * Where the host has hardware virtualization this always runs. On a PVM host
+ * (kvm_pvm) kernel code goes through KVM's instruction emulator: the two
+ * boots with device modules take most of an hour, which CI cannot give, so
+ * there it runs only with BHYVE_TS_LINUX_DEVICES=1 and is skipped with that
+ * reason otherwise.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, rssBytes, skipWithoutKvm, Status } from './harness.js';
 import { GUEST_IP, HOST_IP, NetNs, PREFIX, netUnavailable } from './netns.js';
 import { BOOT_MS, LinuxGuest, PVM, SHELL_READY } from './linux-shell.js';
+
+const RUN_ON_PVM = process.env.BHYVE_TS_LINUX_DEVICES === '1';
 
 const MiB = 2 ** 20;
 const BALLOON_PAGES = 40960; // 160 MiB
@@ -31,10 +44,10 @@ const FILL_MIB = 160;
 const TCP_PORT = 7777;
 
 
-/** A TCP server in the namespace that sends `data` to the first client and closes. */
-function tcpSender(ns: NetNs, data: Buffer): void {
-  const script = `const s=require('net').createServer((c)=>{c.end(Buffer.from(process.argv[1],'base64'));s.close();});s.listen(${TCP_PORT},'${HOST_IP}',()=>console.log('listening'));`;
-  const p = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script, data.toString('base64')], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A TCP server in the namespace that sends the file `path` to the first client and closes. */
+function tcpSender(ns: NetNs, path: string): void {
+  const script = `const s=require('net').createServer((c)=>{c.end(require('fs').readFileSync(process.argv[1]));s.close();});s.listen(${TCP_PORT},'${HOST_IP}',()=>console.log('listening'));`;
+  const p = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script, path], { stdio: ['ignore', 'pipe', 'inherit'] });
   ns.own(p);
 }
 
@@ -51,6 +64,10 @@ async function powerOff(vm: LinuxGuest): Promise<void> {
 test('Linux on virtio-blk, virtio-net, virtio-rnd and virtio-balloon: ext4 survives a restart, ping and TCP, hwrng, balloon lowers RSS',
   { timeout: 2 * BOOT_MS + 30 * 60_000 }, async (t) => {
     if (skipWithoutKvm(t)) return;
+    if (PVM && !RUN_ON_PVM) {
+      t.skip('PVM host: two Linux boots with device modules through the instruction emulator take most of an hour (set BHYVE_TS_LINUX_DEVICES=1 to run them)');
+      return;
+    }
     const why = netUnavailable();
     if (why) { t.skip(why); return; }
     const dir = join(ROOT, '.cache/linux-devices');
@@ -66,10 +83,14 @@ test('Linux on virtio-blk, virtio-net, virtio-rnd and virtio-balloon: ext4 survi
       '-s', '4,virtio-rnd', '-s', `5,virtio-balloon,pages=${BALLOON_PAGES}`, '-s', '31,lpc', '-l', 'com1,stdio', '-A'];
     try {
       ns.addTap('taplnx0');
-      tcpSender(ns, payload);
+      const payloadFile = join(dir, 'payload.bin');
+      writeFileSync(payloadFile, payload);
+      tcpSender(ns, payloadFile);
+      const t0 = Date.now();
       const vm = new LinuxGuest(['-c', '2', ...args], 'linuxdev', { netns: ns.name });
       try {
         await shell(vm, 'first boot');
+        t.diagnostic(`first boot (2 vCPUs, modules): shell after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
         // Network: address, ping, a TCP stream from the host.
         await vm.sh(`ip addr add ${GUEST_IP}/${PREFIX} dev eth0; ip link set eth0 up`);
         const ping = await vm.sh(`ping -c 3 -W 10 ${HOST_IP}`, 180_000);
@@ -101,10 +122,14 @@ test('Linux on virtio-blk, virtio-net, virtio-rnd and virtio-balloon: ext4 survi
       } finally {
         vm.kill();
       }
+      // On the host: the file is in the image the VMM wrote.
+      const onHost = execFileSync('debugfs', ['-R', 'cat /token', img], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      assert.equal(onHost, token, 'the host reads the token from the image (debugfs)');
       // Second boot, one vCPU, same image: the file is there.
       const again = new LinuxGuest(['-c', '1', ...args], 'linuxdev2', { netns: ns.name });
       try {
         await shell(again, 'second boot');
+        t.diagnostic(`second boot (1 vCPU): shell after ${((Date.now() - t0) / 1000).toFixed(0)} s from the start`);
         const read = await again.sh('mount -t ext4 /dev/vda /mnt && cat /mnt/token; umount /mnt', 300_000);
         assert.equal(read?.trim(), token, `ext4 after restart\n${again.tail()}`);
         await powerOff(again);
