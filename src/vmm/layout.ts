@@ -47,13 +47,19 @@ export interface Layout {
   romAlias?: { gpa: number; size: number };
 }
 
-export function buildLayout(memSize: number, wired: boolean, bootrom?: string, bootvars?: string): Layout {
+/**
+ * `hugepages: false` keeps RAM off transparent huge pages. With a balloon
+ * that matters: a guest that zeroes each page before handing it over (Linux
+ * with INIT_ON_ALLOC, Debian's default) would fault a whole 2 MiB page into
+ * an untouched region for every 4 KiB it then gives back.
+ */
+export function buildLayout(memSize: number, wired: boolean, bootrom?: string, bootvars?: string, hugepages = true): Layout {
   if (memSize < 2 * MiB) throw new LayoutError(`memory size ${memSize} is too small (at least 2M)`);
   if (memSize % PAGE) throw new LayoutError(`memory size ${memSize} is not a multiple of the page size`);
   const lowmem = Math.min(memSize, LOWMEM_LIMIT);
   const highmem = memSize - lowmem;
   const segments: Segment[] = [];
-  const ram = allocHost(lowmem, wired);
+  const ram = allocHost(lowmem, wired, hugepages);
   let romAlias: Layout['romAlias'];
 
   if (bootrom !== undefined) {
@@ -75,7 +81,7 @@ export function buildLayout(memSize: number, wired: boolean, bootrom?: string, b
   }
   segments.push({ name: 'lowmem', gpa: 0, size: lowmem, host: ram, readonly: false, devmem: false });
   if (highmem > 0) {
-    segments.push({ name: 'highmem', gpa: HIGHMEM_BASE, size: highmem, host: allocHost(highmem, wired), readonly: false, devmem: false });
+    segments.push({ name: 'highmem', gpa: HIGHMEM_BASE, size: highmem, host: allocHost(highmem, wired, hugepages), readonly: false, devmem: false });
   }
   return { lowmem, highmem, segments, romAlias };
 }

@@ -79,7 +79,9 @@ export class VirtualMachine {
     vm.enableCap(KVM_CAP_X86_USER_SPACE_MSR, [KVM_MSR_EXIT_REASON_UNKNOWN]);
     vm.enableCap(C.KVM_CAP_EXIT_ON_EMULATION_FAILURE, [1n]);
 
-    const layout = buildLayout(memSize, config.bool('memory.wired', false), bootrom, config.get('lpc.bootvars'));
+    // A balloon gives back 4 KiB pages: RAM on transparent huge pages would undo that (see buildLayout).
+    const balloon = config.entries().some(([k, v]) => /^pci\.\d+\.\d+\.\d+\.device$/.test(k) && v === 'virtio-balloon');
+    const layout = buildLayout(memSize, config.bool('memory.wired', false), bootrom, config.get('lpc.bootvars'), !balloon);
     for (const s of layout.segments) vm.mapSegment(s);
 
     const init: MachineInit = {

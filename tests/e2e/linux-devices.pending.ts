@@ -7,8 +7,8 @@
  * has INIT_ON_ALLOC_DEFAULT_ON: it zeroes each page it gives the balloon,
  * and where that page lies in a 2 MiB region the guest never touched, the
  * host (guest RAM is MADV_HUGEPAGE) faults in a whole transparent huge page
- * before the VMM drops the 4 KiB. To do: guest RAM without THP when a
- * balloon is configured (or a config key for it), then run this again.
+ * before the VMM drops the 4 KiB. Since then guest RAM stays off THP when a
+ * balloon is configured (src/vmm/layout.ts); to do: run this again.
  *
  * The disk and network devices under Debian's kernel (issue 3's Linux
  * checks): one guest with virtio-blk (an ext4 image made with the host's
