@@ -24,6 +24,11 @@ export interface PciEmulation {
   /** Keys allowed under the device's config node, beyond `device`. */
   readonly options: Record<string, OptionType>;
   /**
+   * Gives guest pages back to the host 4 KiB at a time (a balloon): guest
+   * RAM then stays off transparent huge pages (see src/vmm/layout.ts).
+   */
+  readonly returnsPages?: boolean;
+  /**
    * Turn the legacy option string of `-s slot,name,OPTS` into config keys
    * under `prefix` (e.g. "pci.0.2.0"). Default: bhyve's pci_parse_legacy_config
    * (key=value sets key; a bare word sets it to "true").

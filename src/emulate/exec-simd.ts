@@ -15,8 +15,6 @@ import type { Emu } from './emu.js';
 import type { MemOperand, Operand } from './decoder.js';
 import { PACKED_BINARY } from './simd-int.js';
 
-/** Two-source operations by (map, opcode) (simd-int.ts); the legacy forms need the 66 prefix (no MMX). */
-const BINARY = PACKED_BINARY;
 
 export function simd(x: Emu): void {
   const { insn } = x;
@@ -55,7 +53,7 @@ export function simd(x: Emu): void {
   x.name = `${v ? (v.evex ? 'evex ' : 'vex ') : 'sse '}${insn.map === 2 ? '0f' : insn.map === 3 ? '0f38' : '0f3a'} ${insn.opcode.toString(16)}`;
 
   if (!v && insn.pp !== 1 && (key === '3:00' || key === '4:0f')) throw new EmulationError('MMX instruction');
-  const bin = BINARY[key];
+  const bin = PACKED_BINARY[key];
   if (bin) {
     if (!v && insn.pp !== 1 && !['2:54', '2:55', '2:56', '2:57'].includes(key)) throw new EmulationError('MMX instruction');
     put(bin(src1(), rm(vl, legacyAligned), vl));

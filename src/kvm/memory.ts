@@ -104,46 +104,36 @@ export class GuestMemory {
   /** Copy out; throws MemoryError when any byte is outside guest memory. */
   read(gpa: number, len: number): Uint8Array {
     const out = new Uint8Array(len);
-    let done = 0;
-    while (done < len) {
-      const n = this.piece(gpa + done, len - done);
-      out.set(this.copyView(gpa + done, n), done);
-      done += n;
-    }
+    this.pieces(gpa, len, (view, done) => out.set(view, done));
     return out;
   }
 
   /** Copy in (ignores read-only: loaders use it to fill ROMs); throws when outside memory. */
   write(gpa: number, data: Uint8Array): void {
-    let done = 0;
-    while (done < data.length) {
-      const n = this.piece(gpa + done, data.length - done);
-      this.copyView(gpa + done, n).set(data.subarray(done, done + n));
-      done += n;
-    }
-  }
-
-  /** How much of [gpa, gpa+len) lies in one segment and one view-sized piece of it. */
-  private piece(gpa: number, len: number): number {
-    const hit = this.locate(gpa);
-    if (!hit) throw new MemoryError(`guest address 0x${gpa.toString(16)} is not memory`);
-    const [, s] = hit;
-    return Math.min(len, s.gpa + s.size - gpa, CHUNK - ((gpa - s.gpa) % CHUNK));
+    this.pieces(gpa, data.length, (view, done) => view.set(data.subarray(done, done + view.length)));
   }
 
   /**
-   * A view for a copy within one piece: the piece's view when this thread
-   * has it, else (for a small copy) a view of just that range, so that a
-   * loader writing a few tables does not make, and pay for, a view of all
-   * of RAM (see `views`).
+   * Visit [gpa, gpa+len) a piece at a time (one segment, one 4 GiB chunk).
+   * Each piece is seen through its chunk's view when this thread has it,
+   * else (a small copy) through a view of just that range, so that a loader
+   * writing a few tables does not make, and pay for, a view of all of RAM
+   * (see `views`).
    */
-  private copyView(gpa: number, n: number): Uint8Array {
-    const [i, s] = this.locate(gpa)!;
-    const off = gpa - s.gpa;
-    if (n <= SMALL_COPY && !this.views[i][Math.floor(off / CHUNK)]) {
-      return new Uint8Array(koffi.view(s.host + BigInt(off), n));
+  private pieces(gpa: number, len: number, fn: (view: Uint8Array, done: number) => void): void {
+    for (let done = 0; done < len;) {
+      const at = gpa + done;
+      const hit = this.locate(at);
+      if (!hit) throw new MemoryError(`guest address 0x${at.toString(16)} is not memory`);
+      const [i, s] = hit;
+      const off = at - s.gpa, chunk = Math.floor(off / CHUNK), coff = off - chunk * CHUNK;
+      const n = Math.min(len - done, s.size - off, CHUNK - coff);
+      const view = n <= SMALL_COPY && !this.views[i][chunk]
+        ? new Uint8Array(koffi.view(s.host + BigInt(off), n))
+        : this.view(i, chunk).subarray(coff, coff + n);
+      fn(view, done);
+      done += n;
     }
-    return this.slice(gpa, n)!;
   }
 
   dataView(gpa: number, len: number): DataView | undefined {

@@ -49,8 +49,11 @@ export class Kvm {
   }
 }
 
-/** Allocate anonymous host memory for guest RAM; reserved only, not touched. */
-/** `hugepages`: ask for transparent huge pages (fewer TLB misses; see buildLayout for when not). */
+/**
+ * Allocate anonymous host memory for guest RAM; reserved only, not touched.
+ * `hugepages`: ask for transparent huge pages (fewer TLB misses; see
+ * buildLayout for when not).
+ */
 export function allocHost(size: number, wired: boolean, hugepages = true): bigint {
   const addr = BigInt(mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
   if (addr === MAP_FAILED) throw new KvmError(`cannot reserve ${size} bytes of guest memory`, errno());

@@ -15,7 +15,8 @@ import { getpid, tgkill, SIGUSR2 } from '../kvm/libc.js';
 import { Kvm, Vm } from '../kvm/vm.js';
 import { Vcpu } from '../kvm/vcpu.js';
 import { buildLayout, loadBootrom, type Layout } from './layout.js';
-import { MEM64_SIZE } from '../devices/pci/root.js';
+import { MEM64_SIZE, configuredFunctions } from '../devices/pci/root.js';
+import { findPci } from '../devices/registry.js';
 import { Machine, type MachineInit } from './machine.js';
 import { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
@@ -80,8 +81,8 @@ export class VirtualMachine {
     vm.enableCap(C.KVM_CAP_EXIT_ON_EMULATION_FAILURE, [1n]);
 
     // A balloon gives back 4 KiB pages: RAM on transparent huge pages would undo that (see buildLayout).
-    const balloon = config.entries().some(([k, v]) => /^pci\.\d+\.\d+\.\d+\.device$/.test(k) && v === 'virtio-balloon');
-    const layout = buildLayout(memSize, config.bool('memory.wired', false), bootrom, config.get('lpc.bootvars'), !balloon);
+    const returnsPages = configuredFunctions(config).some((c) => findPci(c.device)?.returnsPages);
+    const layout = buildLayout(memSize, config.bool('memory.wired', false), bootrom, config.get('lpc.bootvars'), !returnsPages);
     for (const s of layout.segments) vm.mapSegment(s);
 
     const init: MachineInit = {
@@ -130,13 +131,12 @@ export class VirtualMachine {
       const w = takeVcpuThread();
       w.postMessage(data);
       this.workers.push(w);
-      this.loopsDone.push(new Promise((resolve) => {
-        w.on('message', (m: WorkerMessage) => { if (m.t === 'done') resolve(); });
-        w.once('exit', () => resolve());
-      }));
+      let loopDone!: () => void;
+      this.loopsDone.push(new Promise((resolve) => { loopDone = resolve; w.once('exit', () => resolve()); }));
       ready.push(new Promise((resolve) => {
         w.on('message', (m: WorkerMessage) => {
           if (m.t === 'ready') resolve();
+          else if (m.t === 'done') loopDone();
           else if (m.t === 'exit') this.stop(m.status, m.why);
           else if (m.t === 'timer') this.machine.timers.reschedule(m.index);
           else if (m.t === 'error') this.stop(ExitStatus.Error, m.message);

@@ -14,7 +14,6 @@ import { startVmm } from './netns.js';
 const PAGES = 16384; // 64 MiB
 const MiB = 2 ** 20;
 
-
 before(() => ensureGuests());
 
 test('virtio-balloon: inflating touched pages gives them back to the host (VmRSS drops), deflating takes them back', async (t) => {

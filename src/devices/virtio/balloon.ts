@@ -182,5 +182,6 @@ export class VirtioBalloon extends VirtioDevice {
 registerPci({
   name: 'virtio-balloon',
   options: { pages: 'int', stats_interval: 'int' },
+  returnsPages: true,
   create: (ctx, prefix, bdf) => new VirtioBalloon(ctx, prefix, bdf),
 });

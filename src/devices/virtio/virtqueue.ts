@@ -48,7 +48,7 @@ export class Virtqueue {
     arena: Arena,
     readonly index: number,
     readonly maxSize: number,
-    private readonly mem: QueueMemory,
+    readonly mem: QueueMemory,
     private readonly features: () => bigint,
     private readonly onBroken: (why: string) => void,
   ) {
@@ -201,24 +201,18 @@ export class Virtqueue {
     used.setUint16(2, u, true);
   }
 
+  /** The walk's sink (desc-walk.ts), one per queue: pop() allocates only the Chain and its views. */
+  private readonly sink = new ChainSink(this);
+
   private walk(head: number, ring: DataView, n: number): Chain {
     const c: Chain = { head, readable: [], writable: [], readBytes: 0, writeBytes: 0 };
-    const sink: DescSink = {
-      tableView: undefined,
-      table: (gpa, len) => {
-        const t = this.mem.slice(gpa, len);
-        if (!t) return -1;
-        sink.tableView = new DataView(t.buffer, t.byteOffset, t.byteLength);
-        return 0;
-      },
-      buffer: (gpa, len, write) => this.addBuffer(c, gpa, len, write),
-      bad: (why) => { c.error ??= `queue ${this.index}, chain ${head}: ${why}`; },
-    };
-    walkChain(head, ring, n, this.negotiated(V.F_RING_INDIRECT_DESC), sink, false);
+    this.sink.chain = c;
+    walkChain(head, ring, n, this.negotiated(V.F_RING_INDIRECT_DESC), this.sink, false);
     return c;
   }
 
-  private addBuffer(c: Chain, gpa: number, len: number, write: boolean): string | undefined {
+  /** Add a buffer's views to chain `c`; why it cannot be used, or undefined. */
+  addBuffer(c: Chain, gpa: number, len: number, write: boolean): string | undefined {
     if (len === 0) return undefined;
     if (write && !this.writable(gpa, len)) return `writable buffer 0x${gpa.toString(16)}+${len} in read-only memory`;
     const views: Uint8Array[] = [];
@@ -282,5 +276,27 @@ export class Virtqueue {
       r.used.setUint16(0, on ? 0 : V.USED_F_NO_NOTIFY, true);
     }
     if (on) Atomics.exchange(fence, 0, 0);
+  }
+}
+
+/** Builds a Chain of views from Virtqueue.pop()'s walk; a bad buffer spoils the chain but the walk goes on. */
+class ChainSink implements DescSink {
+  chain!: Chain;
+  tableView: DataView | undefined;
+  constructor(private readonly q: Virtqueue) {}
+
+  table(gpa: number, len: number): number {
+    const t = this.q.mem.slice(gpa, len);
+    if (!t) return -1;
+    this.tableView = new DataView(t.buffer, t.byteOffset, t.byteLength);
+    return 0;
+  }
+
+  buffer(gpa: number, len: number, write: boolean): string | undefined {
+    return this.q.addBuffer(this.chain, gpa, len, write);
+  }
+
+  bad(why: string): void {
+    this.chain.error ??= `queue ${this.q.index}, chain ${this.chain.head}: ${why}`;
   }
 }
