@@ -31,6 +31,8 @@ export interface LinuxBootOptions {
   /** Guest-physical address of the ACPI RSDP, when ACPI tables were built. */
   rsdp?: number;
   ncpus: number;
+  /** A bzImage: unpack its payload on the host and enter the ELF through PVH (unpack.ts), not the kernel's own decompressor. */
+  unpack?: boolean;
 }
 
 /** The state vCPU 0 starts in (see applyBootEntry). */

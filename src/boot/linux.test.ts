@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { GuestMemory, MiB } from '../kvm/memory.js';
 import { allocHost } from '../kvm/vm.js';
@@ -241,4 +243,44 @@ test('entry registers: long mode and PVH', () => {
   assert.deepEqual([p.seg.cs.l, p.seg.cs.db, p.seg.tr.base, p.seg.tr.limit], [0, 1, 0n, 0x67]);
   assert.deepEqual([p.cr0, p.cr4, p.efer], [0x11n, 0n, 0n]);
   assert.deepEqual([bootRegs(pvh).rbx, bootRegs(pvh).rip], [BigInt(INFO_ADDR), 0x2000040n]);
+});
+
+/** A bzImage whose payload is `elfImage` compressed by `compress`, with the kernel build's size trailer. */
+function packedBzImage(compressed: Buffer, usize: number, o: { payloadOffset?: number } = {}): Buffer {
+  const payload = Buffer.concat([compressed, Buffer.alloc(4)]);
+  payload.writeUInt32LE(usize, payload.length - 4);
+  const b = bzImage({ pmSize: 0x400 + payload.length });
+  const pm = 3 * 512;
+  b.writeUInt32LE(o.payloadOffset ?? 0x400, 0x248);
+  b.writeUInt32LE(payload.length, 0x24c);
+  payload.copy(b, pm + 0x400);
+  return b;
+}
+
+test('bzImage with boot.unpack: gzip and xz payloads unpack to the ELF, entered through PVH', () => {
+  const image = elf(true);
+  const xz = execFileSync('xz', ['-c', '--check=crc32', '--x86', '--lzma2=preset=6'], { input: image });
+  for (const [name, packed] of [['gzip', gzipSync(image)], ['xz', xz]] as const) {
+    const m = memory();
+    const path = file(`packed-${name}`, packedBzImage(packed, image.length));
+    const e = loadLinux(m, { kernel: path, cmdline: 'console=ttyS0', e820: E820, rsdp: 0xf2400, ncpus: 1, unpack: true });
+    assert.equal(e.mode, 'pvh32', name);
+    assert.equal(e.rip, 0x2000040n, name);
+    assert.equal(m.read(0x2000000, 1)[0], 0x11, `${name}: first PT_LOAD segment in place`);
+    // Without unpack the same file goes the 64-bit boot protocol way.
+    assert.equal(loadLinux(memory(), { kernel: path, cmdline: '', e820: E820, ncpus: 1 }).mode, 'long64');
+  }
+});
+
+test('bzImage with boot.unpack: bad payloads are clear errors', () => {
+  const image = elf(true);
+  const gz = gzipSync(image);
+  const load = (name: string, b: Buffer) =>
+    loadLinux(memory(), { kernel: file(name, b), cmdline: '', e820: E820, ncpus: 1, unpack: true });
+  assert.throws(() => load('bad-offset', packedBzImage(gz, image.length, { payloadOffset: 0x7fffffff })), /payload .* lies outside/);
+  assert.throws(() => load('bad-size', packedBzImage(gz, image.length + 1)), /unpacked to \d+ bytes, the image says/);
+  assert.throws(() => load('huge-size', packedBzImage(gz, 0xffffffff)), /claims \d+ bytes uncompressed/);
+  assert.throws(() => load('zstd', packedBzImage(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4]), 100)), /cannot unpack a zstd payload here; set boot\.unpack=false/);
+  const corrupt = Buffer.from(gz); corrupt[20] ^= 0xff;
+  assert.throws(() => load('corrupt', packedBzImage(corrupt, image.length)), LoaderError);
 });

@@ -6,6 +6,8 @@
  * - bzImage: 64-bit boot protocol, entered in long mode with identity page
  *   tables (this host cannot run 32-bit paging, so no 32-bit entry).
  * - ELF vmlinux: the Xen PVH entry, 32-bit protected mode, paging off.
+ * - bzImage with `unpack`: its payload decompressed here, then as an ELF
+ *   vmlinux (unpack.ts).
  *
  * The CPU count is not passed to the kernel here: it finds the CPUs in the
  * ACPI MADT (or the MP table) the firmware code builds.
@@ -14,7 +16,8 @@ import { readFileSync } from 'node:fs';
 import type { GuestMemory } from '../kvm/memory.js';
 import type { Regs, Segment, Sregs, Vcpu } from '../kvm/vcpu.js';
 import { type BootEntry, type LinuxBootOptions, LoaderError, TSS_LIMIT } from './common.js';
-import { isBzImage, loadBzImage } from './bzimage.js';
+import { isBzImage, loadBzImage, parseSetupHeader } from './bzimage.js';
+import { unpackBzImage } from './unpack.js';
 import { isElf, loadPvh } from './pvh.js';
 import { BOOT_CS, BOOT_DS, BOOT_TSS, TYPE_CODE_XR_A, TYPE_DATA_RW_A, TYPE_TSS_BUSY } from './pagetables.js';
 
@@ -46,7 +49,10 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): BootEntry {
   if (!Number.isInteger(opts.ncpus) || opts.ncpus < 1) throw new LoaderError(`bad CPU count ${opts.ncpus}`);
   const image = readInput(opts.kernel, 'kernel');
   const initrd = opts.initrd === undefined ? undefined : readInput(opts.initrd, 'initrd');
-  if (isBzImage(image)) return loadBzImage(mem, image, opts, initrd);
+  if (isBzImage(image)) {
+    if (!opts.unpack) return loadBzImage(mem, image, opts, initrd);
+    return loadPvh(mem, unpackBzImage(opts.kernel, image, parseSetupHeader(opts.kernel, image)), opts, initrd);
+  }
   if (isElf(image)) return loadPvh(mem, image, opts, initrd);
   throw new LoaderError(`kernel ${opts.kernel}: not a bzImage or an ELF vmlinux`);
 }

@@ -5,7 +5,8 @@
 import { ConfigError, ConfigTree, parseBool, parseIntIn, parseSize } from './tree.js';
 import { findPci, type OptionType } from '../devices/registry.js';
 
-export type KeyType = OptionType | 'uuid';
+/** auto_bool: 'auto' or a boolean. */
+export type KeyType = OptionType | 'uuid' | 'auto_bool';
 
 interface KeySpec { pattern: RegExp; type: KeyType; doc: string }
 
@@ -52,6 +53,7 @@ export const GLOBAL_KEYS: KeySpec[] = [
   k('boot.kernel', 'path', 'Linux kernel (bzImage or ELF vmlinux with a PVH note)'),
   k('boot.initrd', 'path', 'initial ramdisk'),
   k('boot.cmdline', 'string', 'kernel command line'),
+  k('boot.unpack', 'auto_bool', "bzImage: decompress the payload on the host and enter through PVH (auto: on PVM hosts)"),
   k('config.dump', 'bool', 'print the configuration and exit'),
   k('gdb.port', 'string', 'gdb stub port (-G)'),
   k('gdb.wait', 'bool', 'wait for gdb before starting'),
@@ -62,6 +64,10 @@ export const GLOBAL_KEYS: KeySpec[] = [
 export function checkValue(key: string, type: KeyType, v: string): void {
   switch (type) {
     case 'bool': parseBool(key, v); break;
+    case 'auto_bool':
+      if (v === 'auto') break;
+      try { parseBool(key, v); } catch { throw new ConfigError(`${key}: '${v}' is not auto, true or false`); }
+      break;
     case 'int': parseIntIn(key, v, 0, Number.MAX_SAFE_INTEGER); break;
     case 'size': parseSize(key, v, 2 ** 20); break;
     case 'uuid':

@@ -49,4 +49,12 @@ test('validate rejects unknown keys and bad values', () => {
   const v = new ConfigTree();
   v.set('uuid', 'not-a-uuid');
   assert.throws(() => validate(v), /uuid: 'not-a-uuid' is not a UUID/);
+  for (const ok of ['auto', 'true', 'off']) {
+    const w = new ConfigTree();
+    w.set('boot.unpack', ok);
+    validate(w);
+  }
+  const w = new ConfigTree();
+  w.set('boot.unpack', 'sometimes');
+  assert.throws(() => validate(w), /boot.unpack: 'sometimes' is not auto, true or false/);
 });

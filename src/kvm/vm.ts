@@ -10,6 +10,7 @@ import {
   MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED, MADV_DONTFORK, MADV_HUGEPAGE, errno, EINTR,
 } from './libc.js';
 import type { Segment } from './memory.js';
+import { existsSync } from 'node:fs';
 
 const IRQCHIP_PIC_MASTER = 0, IRQCHIP_PIC_SLAVE = 1, IRQCHIP_IOAPIC = 2;
 const IOAPIC_PINS = 24;
@@ -25,6 +26,11 @@ const IOEVENTFD_FLAG_DATAMATCH = 1, IOEVENTFD_FLAG_PIO = 2, IOEVENTFD_FLAG_DEASS
 const IOEVENTFD_SIZE = 64;
 const IRQFD_FLAG_DEASSIGN = 1;
 const IRQFD_SIZE = 32;
+
+/** kvm_pvm (PVM): KVM runs a guest's CPL-0 code through its instruction emulator, so several paths differ there. */
+export function pvmHost(): boolean {
+  return existsSync('/sys/module/kvm_pvm');
+}
 
 export interface VmHandles {
   kvmFd: number;

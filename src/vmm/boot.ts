@@ -16,6 +16,7 @@ import { e820Map } from '../firmware/e820.js';
 import { defaultUuid } from '../firmware/smbios.js';
 import { LPC_UARTS } from '../devices/pci/lpc.js';
 import { applyBootEntry, loadLinux } from '../boot/linux.js';
+import { pvmHost } from '../kvm/vm.js';
 import { fwcfgEnabled, publishFwCfg } from '../devices/fwcfg/setup.js';
 
 export interface GuestSetup {
@@ -77,6 +78,7 @@ export function setupGuest(s: GuestSetup): void {
       e820: e820Map(platform),
       rsdp,
       ncpus: s.topology.cpus,
+      unpack: s.config.str('boot.unpack', 'auto') === 'auto' ? pvmHost() : s.config.bool('boot.unpack', false),
     });
     applyBootEntry(s.vcpus[0], entry);
   }

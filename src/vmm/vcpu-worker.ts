@@ -3,7 +3,7 @@ import { parentPort } from 'node:worker_threads';
 import { Vcpu } from '../kvm/vcpu.js';
 import { gettid, sched_setaffinity } from '../kvm/libc.js';
 import { Machine, type MachineInit } from './machine.js';
-import { existsSync } from 'node:fs';
+import { pvmHost } from '../kvm/vm.js';
 import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID, CTL_PVM } from './vcpu-loop.js';
 import { PvmSyscallRepair, PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
 import type { ExitStatus } from './context.js';
@@ -30,7 +30,7 @@ export type WorkerMessage =
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 /** PVM hosts (kvm_pvm) need the user-mode syscall repair; BHYVE_PVM_SYSCALL=0 turns it off. */
-const PVM_HOST = existsSync('/sys/module/kvm_pvm') && process.env.BHYVE_PVM_SYSCALL !== '0';
+const PVM_HOST = pvmHost() && process.env.BHYVE_PVM_SYSCALL !== '0';
 
 function main(data: VcpuThreadData): void {
   const ctl = new Int32Array(data.ctl);
