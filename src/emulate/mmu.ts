@@ -24,6 +24,8 @@ export interface Access {
   fetch?: boolean;
   /** A supervisor access whatever the CPL (descriptor tables, TSS, the stack of an interrupt). */
   implicit?: boolean;
+  /** A look by the VMM itself (diagnostics): no permission checks, no accessed/dirty bits. */
+  debug?: boolean;
 }
 
 const PAGE = 4096;
@@ -66,7 +68,7 @@ export class Mmu {
 
   /** Guest-virtual to guest-physical for one byte's page; raises #PF. */
   translate(lin: bigint, acc: Access = {}): number {
-    const key = `${lin >> 12n}:${acc.write ? 1 : 0}${acc.fetch ? 1 : 0}${acc.implicit ? 1 : 0}${this.cpu.cpl}${this.cpu.rflags & AC ? 1 : 0}`;
+    const key = `${lin >> 12n}:${acc.write ? 1 : 0}${acc.fetch ? 1 : 0}${acc.implicit ? 1 : 0}${acc.debug ? 1 : 0}${this.cpu.cpl}${this.cpu.rflags & AC ? 1 : 0}`;
     const hit = this.tlb.get(key);
     if (hit !== undefined) return hit + Number(lin & 0xfffn);
     const gpa = this.walk(lin, acc);
@@ -82,6 +84,7 @@ export class Mmu {
     const nxe = (s.efer & EFER_NXE) !== 0n;
     let errBase = (acc.write ? PFEC_W : 0) | (user ? PFEC_U : 0) | (acc.fetch && (nxe || s.cr4 & CR4_SMEP) ? PFEC_I : 0);
     const entries: number[] = [];
+    const values: bigint[] = [];
     let rw = true, us = true, nx = false;
     let table: bigint, shift: number, levels: number, size: 4 | 8 = 8;
     const pageFault = (present: boolean, rsvd = false) =>
@@ -115,6 +118,7 @@ export class Mmu {
       us &&= (ent & US) !== 0n;
       if (nxe && ent & XD) nx = true;
       entries.push(addr);
+      values.push(ent);
       const large = level > 1 && (ent & PS) !== 0n && (size === 8 ? level <= (cpu.long ? 3 : 2) : (s.cr4 & CR4_PSE) !== 0n);
       if (level === 1 || large) {
         const pageBits = BigInt(shift);
@@ -122,8 +126,10 @@ export class Mmu {
         if (size === 4 && large) frame = (ent & 0xffc00000n) | (((ent >> 13n) & 0xffn) << 32n);
         else frame = (ent & ADDR_MASK) & ~((1n << pageBits) - 1n);
         phys = frame | (lin & ((1n << pageBits) - 1n));
-        this.check(acc, user, rw, us, nx, pageFault);
-        this.setAccessed(entries, size, acc.write === true);
+        if (!acc.debug) {
+          this.check(acc, user, rw, us, nx, pageFault);
+          this.setAccessed(entries, values, size, acc.write === true);
+        }
         return Number(phys);
       }
       table = size === 8 ? ent & ADDR_MASK : ent & 0xfffff000n;
@@ -152,14 +158,22 @@ export class Mmu {
   }
 
   /** Set A on every level, and D on the leaf for a write (as the CPU does). */
-  private setAccessed(entries: number[], size: 4 | 8, write: boolean): void {
+  /**
+   * Set the accessed bits (and dirty, on a write, in the leaf) as the CPU
+   * does: a locked compare-and-exchange on each entry as it was walked, so
+   * that an entry another vCPU changed meanwhile is left alone (never a
+   * plain read-modify-write that could write an old entry back).
+   */
+  private setAccessed(entries: number[], values: bigint[], size: 4 | 8, write: boolean): void {
     entries.forEach((addr, i) => {
-      const b = this.mem.slice(addr, 1)!;
       const leaf = i === entries.length - 1;
-      const want = Number(A | (leaf && write ? D : 0n));
-      if ((b[0] & want) !== want) b[0] |= want;
+      const want = A | (leaf && write ? D : 0n);
+      const old = values[i];
+      if ((old & want) === want) return;
+      const b = this.mem.slice(addr, size)!;
+      if (size === 8) Atomics.compareExchange(new BigUint64Array(b.buffer, b.byteOffset, 1), 0, old, old | want);
+      else Atomics.compareExchange(new Uint32Array(b.buffer, b.byteOffset, 1), 0, Number(old), Number(old | want));
     });
-    void size;
   }
 
   /** Physical pieces of a linear range, translated page by page before any byte moves. */

@@ -24,7 +24,10 @@ import type { Regs } from '../kvm/vcpu.js';
 import { Mmu, fromBytes, type MemPort } from './mmu.js';
 import { decode } from './decoder.js';
 
-const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084;
+const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100;
+/** BHYVE_PVM_DEBUG=1: report user-mode faults on the NULL page with what the guest's own page tables hold at the TLS base (the open FS/TLS defect, README). */
+const DEBUG_NULL = process.env.BHYVE_PVM_DEBUG === '1';
+const PAGE = 4096n;
 const PF_VECTOR = 14;
 const INT3 = 0xcc;
 const PFERR_USER = 4n, PFERR_FETCH = 0x10n;
@@ -105,6 +108,30 @@ export class PvmSyscallRepair {
     this.counts.installs++;
   }
 
+  /**
+   * A user process faulted on the NULL page: say where FS points, what the
+   * guest's page tables give for the TLS words below it (glibc's locale
+   * pointer is at FS-0x90), and what the faulting code is. If the tables
+   * hold a good pointer where the process read 0, its mapping was stale.
+   */
+  private reportNull(vcpu: VcpuPort, cpu: CpuState, mmu: Mmu, err: bigint, rip: bigint): void {
+    const hex = (v: bigint | number) => '0x' + v.toString(16);
+    const fs = cpu.sregs.seg.fs.base;
+    const msr = vcpu.getMsrs([MSR_FS_BASE]).get(MSR_FS_BASE);
+    const word = (lin: bigint): string => {
+      try {
+        const gpa = mmu.translate(lin, { debug: true });
+        return `${hex(fromBytes(mmu.readLinear(lin, 8, { debug: true })))} (gpa ${hex(gpa)})`;
+      } catch (e) {
+        return `unreadable (${(e as Error).message})`;
+      }
+    };
+    let code = '?';
+    try { code = [...mmu.readLinear(rip, 8, { debug: true })].map((b) => b.toString(16).padStart(2, '0')).join(' '); } catch { /* unmapped */ }
+    process.stderr.write(`pvm: vCPU ${vcpu.id}: user #PF at ${hex(cpu.sregs.cr2)} err ${hex(err)} rip ${hex(rip)} [${code}] cr3 ${hex(cpu.sregs.cr3)}; ` +
+      `FS base ${hex(fs)} (MSR ${msr === undefined ? '?' : hex(msr)}); by the guest's tables [FS-0x90] = ${word(fs - 0x90n)}, [FS] = ${word(fs)}\n`);
+  }
+
   /** Put the original byte back (when the guest moved its handler). */
   private remove(): void {
     const ram = this.mem.slice(this.gpa, 1);
@@ -133,6 +160,7 @@ export class PvmSyscallRepair {
     }
     const [err, rip, cs, , rsp] = frame;
     if ((cs & 3n) !== 3n || (err & (PFERR_USER | PFERR_FETCH)) !== (PFERR_USER | PFERR_FETCH)) {
+      if (DEBUG_NULL && (cs & 3n) === 3n && cpu.sregs.cr2 < PAGE) this.reportNull(vcpu, cpu, mmu, err, rip);
       this.counts.faults++;
       return { repaired: false, original, cpu };
     }
