@@ -34,7 +34,8 @@ export class LinuxGuest {
   constructor(args: string[], name: string, opts: { kernel?: string; initrd?: string; cmdline?: string; env?: NodeJS.ProcessEnv; netns?: string } = {}) {
     const all = [...args, '-o', `boot.kernel=${opts.kernel ?? VMLINUX}`, '-o', `boot.initrd=${opts.initrd ?? INITRD}`,
       '-o', `boot.cmdline=${opts.cmdline ?? CMDLINE}`, name];
-    this.child = spawnVmm(all, opts);
+    // BHYVE_PVM_DEBUG: on PVM, a user fault on the NULL page is reported with FS and the TLS words (the open FS/TLS defect).
+    this.child = spawnVmm(all, { ...opts, env: { BHYVE_PVM_DEBUG: '1', ...opts.env } });
     this.child.stdout.on('data', (s: string) => { this.out += s; });
     this.child.stderr.on('data', (s: string) => { this.out += s; });
     this.closed = new Promise((resolve) => this.child.on('close', (code) => { this.status = code; resolve(code); }));
