@@ -19,7 +19,12 @@
  * which xz.ts turns into XzError.
  */
 
-export class LzmaError extends Error {}
+export class LzmaError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'LzmaError';
+  }
+}
 
 // ---- Range coder ----------------------------------------------------------
 const PROB_BITS = 11; // probabilities are 11-bit fixed point

@@ -22,7 +22,12 @@
 import { createHash } from 'node:crypto';
 import { LzmaError, Lzma2Decoder, OutputBuffer, lzma2DictSize } from './lzma.js';
 
-export class XzError extends Error {}
+export class XzError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'XzError';
+  }
+}
 
 const DEFAULT_MAX_OUTPUT = 1 << 30;
 const INITIAL_OUTPUT = 1 << 16; // when the indexes cannot be read up front
