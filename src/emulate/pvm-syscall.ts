@@ -160,7 +160,9 @@ export class PvmSyscallRepair {
     }
     const [err, rip, cs, , rsp] = frame;
     if ((cs & 3n) !== 3n || (err & (PFERR_USER | PFERR_FETCH)) !== (PFERR_USER | PFERR_FETCH)) {
-      if (DEBUG_NULL && (cs & 3n) === 3n && cpu.sregs.cr2 < PAGE) this.reportNull(vcpu, cpu, mmu, err, rip);
+      if (DEBUG_NULL && (cs & 3n) === 3n && cpu.sregs.cr2 < PAGE) {
+        try { this.reportNull(vcpu, cpu, mmu, err, rip); } catch { /* a diagnostic only */ }
+      }
       this.counts.faults++;
       return { repaired: false, original, cpu };
     }
