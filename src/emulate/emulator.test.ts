@@ -168,3 +168,16 @@ test('sysretq and swapgs use the MSRs', () => {
   assert.equal(g.v.sregs.seg.gs.base, 0xffff888000000000n);
   assert.equal(g.v.msrs.get(0xc0000102), 0x1234n);
 });
+
+test("the VMM's own look (debug access) ignores SMAP and leaves the accessed bits alone", async () => {
+  const { Mmu } = await import('./mmu.js');
+  const { CpuState } = await import('./cpu.js');
+  const v = new FakeVcpu();
+  const m = new FakeMem();
+  paging(v, m, 7n); // a user page; CR4.SMAP is on in longSregs
+  m.bytes[0x5010] = 0x5a;
+  const mmu = new Mmu(new CpuState(v), m);
+  assert.throws(() => mmu.readLinear(0x400010n, 1, { implicit: true }), /page fault|#PF|PF/);
+  assert.equal(mmu.readLinear(0x400010n, 1, { debug: true })[0], 0x5a);
+  assert.equal(m.bytes[0x13000] & 0x60, 0, 'no accessed or dirty bit from a debug look');
+});
