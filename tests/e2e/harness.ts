@@ -212,6 +212,18 @@ export function allLines(r: RunResult, re: RegExp): RegExpMatchArray[] {
 }
 
 /** A process's resident set (VmRSS) in bytes. */
+/** Resident bytes of the process's anonymous mappings of exactly `size` bytes (guest RAM), from /proc/PID/smaps. */
+export function mappingRssBytes(pid: number, size: number): number {
+  let rss = 0, match = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range) { match = parseInt(range[2], 16) - parseInt(range[1], 16) === size; continue; }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    if (r && match) rss += Number(r[1]) * 1024;
+  }
+  return rss;
+}
+
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for ${pid}`);
