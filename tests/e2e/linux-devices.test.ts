@@ -121,7 +121,7 @@ test('Linux on virtio-blk, virtio-net, virtio-rnd and virtio-balloon: ext4 survi
         const figures = `guest RAM resident ${(ramBefore / MiB).toFixed(0)} -> ${(ramAfter / MiB).toFixed(0)} MiB, VMM RSS ${(before / MiB).toFixed(0)} -> ${(after / MiB).toFixed(0)} MiB; guest: ${(vmstat ?? '').trim().replace(/\n/g, ', ')}`;
         t.diagnostic(`balloon: ${figures}`);
         report(t, vm, 'first boot');
-        assert.ok(ramBefore - ramAfter >= 64 * MiB, `balloon inflation lowered guest RAM's resident set by only ${((ramBefore - ramAfter) / MiB).toFixed(1)} MiB (${figures})`);
+        assert.ok(ramBefore - ramAfter >= 64 * MiB, `balloon inflation lowered guest RAM's resident set by only ${((ramBefore - ramAfter) / MiB).toFixed(1)} MiB (${figures})\n${vm.tail()}`);
         await powerOff(vm);
       } finally {
         vm.kill();
