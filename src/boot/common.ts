@@ -31,8 +31,12 @@ export interface LinuxBootOptions {
   /** Guest-physical address of the ACPI RSDP, when ACPI tables were built. */
   rsdp?: number;
   ncpus: number;
-  /** A bzImage: unpack its payload on the host and enter the ELF through PVH (unpack.ts), not the kernel's own decompressor. */
-  unpack?: boolean;
+  /**
+   * A bzImage: unpack its payload on the host and enter the ELF through PVH
+   * (unpack.ts), not the kernel's own decompressor. 'if-possible': only when
+   * the image has an xz or gzip payload, else the 64-bit entry.
+   */
+  unpack?: boolean | 'if-possible';
 }
 
 /** The state vCPU 0 starts in (see applyBootEntry). */

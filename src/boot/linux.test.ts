@@ -272,6 +272,15 @@ test('bzImage with boot.unpack: gzip and xz payloads unpack to the ELF, entered 
   }
 });
 
+test("bzImage with unpack 'if-possible': no payload (memtest86+) or one it cannot unpack takes the 64-bit entry", () => {
+  const load = (name: string, b: Buffer) =>
+    loadLinux(memory(), { kernel: file(name, b), cmdline: '', e820: E820, ncpus: 1, unpack: 'if-possible' });
+  assert.equal(load('no-payload', bzImage()).mode, 'long64');
+  assert.equal(load('zstd-ok', packedBzImage(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4]), 100)).mode, 'long64');
+  const image = elf(true);
+  assert.equal(load('gzip-ok', packedBzImage(gzipSync(image), image.length)).mode, 'pvh32');
+});
+
 test('bzImage with boot.unpack: bad payloads are clear errors', () => {
   const image = elf(true);
   const gz = gzipSync(image);

@@ -17,7 +17,7 @@ import type { GuestMemory } from '../kvm/memory.js';
 import type { Regs, Segment, Sregs, Vcpu } from '../kvm/vcpu.js';
 import { type BootEntry, type LinuxBootOptions, LoaderError, TSS_LIMIT } from './common.js';
 import { isBzImage, loadBzImage, parseSetupHeader } from './bzimage.js';
-import { unpackBzImage } from './unpack.js';
+import { canUnpack, unpackBzImage } from './unpack.js';
 import { isElf, loadPvh } from './pvh.js';
 import { BOOT_CS, BOOT_DS, BOOT_TSS, TYPE_CODE_XR_A, TYPE_DATA_RW_A, TYPE_TSS_BUSY } from './pagetables.js';
 
@@ -51,7 +51,9 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): BootEntry {
   const initrd = opts.initrd === undefined ? undefined : readInput(opts.initrd, 'initrd');
   if (isBzImage(image)) {
     if (!opts.unpack) return loadBzImage(mem, image, opts, initrd);
-    return loadPvh(mem, unpackBzImage(opts.kernel, image, parseSetupHeader(opts.kernel, image)), opts, initrd);
+    const h = parseSetupHeader(opts.kernel, image);
+    if (opts.unpack === 'if-possible' && !canUnpack(image, h)) return loadBzImage(mem, image, opts, initrd);
+    return loadPvh(mem, unpackBzImage(opts.kernel, image, h), opts, initrd);
   }
   if (isElf(image)) return loadPvh(mem, image, opts, initrd);
   throw new LoaderError(`kernel ${opts.kernel}: not a bzImage or an ELF vmlinux`);

@@ -9,7 +9,8 @@
  * Why: on a PVM host the decompressor runs through KVM's instruction
  * emulator for many minutes; on hardware KVM it costs a fraction of a second
  * and keeps the kernel's own placement (KASLR), so `boot.unpack=auto` unpacks
- * on PVM hosts only.
+ * on PVM hosts only, and only for images whose payload it can unpack (others,
+ * such as memtest86+ with no payload at all, take the 64-bit entry).
  *
  * Formats: xz (Debian's kernels; src/boot/xz.ts) and gzip (node:zlib).
  * zstd, lzma, lz4, bzip2 and lzo payloads are refused with a message that
@@ -52,6 +53,19 @@ export function bzPayload(path: string, image: Uint8Array, h: SetupInfo): Uint8A
     throw new LoaderError(`${path}: payload ${hex(off)}+${hex(len)} lies outside the ${image.length}-byte image`);
   }
   return image.subarray(off, off + len);
+}
+
+/**
+ * True when the image carries a payload this loader can unpack (xz or gzip,
+ * inside the image). memtest86+, for one, is a bzImage with no payload.
+ */
+export function canUnpack(image: Uint8Array, h: SetupInfo): boolean {
+  try {
+    const fmt = payloadFormat(bzPayload('', image, h));
+    return fmt === 'xz' || fmt === 'gzip';
+  } catch {
+    return false;
+  }
 }
 
 /** Decompress a bzImage's payload to the ELF vmlinux it carries. */

@@ -78,7 +78,7 @@ export function setupGuest(s: GuestSetup): void {
       e820: e820Map(platform),
       rsdp,
       ncpus: s.topology.cpus,
-      unpack: s.config.str('boot.unpack', 'auto') === 'auto' ? pvmHost() : s.config.bool('boot.unpack', false),
+      unpack: s.config.str('boot.unpack', 'auto') === 'auto' ? pvmHost() && 'if-possible' : s.config.bool('boot.unpack', false),
     });
     applyBootEntry(s.vcpus[0], entry);
   }
