@@ -19,7 +19,7 @@
 import { gunzipSync } from 'node:zlib';
 import { LoaderError, hex } from './common.js';
 import { type SetupInfo } from './bzimage.js';
-import { isXz, xzDecompress } from './xz.js';
+import { xzDecompress } from './xz.js';
 
 /** payload_offset and payload_length: relative to the protected-mode kernel. */
 export const HDR_PAYLOAD_OFFSET = 0x248;
@@ -38,6 +38,9 @@ const MAGICS: [string, number[]][] = [
   ['bzip2', [0x42, 0x5a, 0x68]],
   ['lzo', [0x89, 0x4c, 0x5a, 0x4f]],
 ];
+
+/** The payload formats this loader unpacks itself. */
+const UNPACKABLE = new Set(['xz', 'gzip']);
 
 export function payloadFormat(p: Uint8Array): string {
   for (const [name, m] of MAGICS) if (m.every((b, i) => p[i] === b)) return name;
@@ -61,8 +64,7 @@ export function bzPayload(path: string, image: Uint8Array, h: SetupInfo): Uint8A
  */
 export function canUnpack(image: Uint8Array, h: SetupInfo): boolean {
   try {
-    const fmt = payloadFormat(bzPayload('', image, h));
-    return fmt === 'xz' || fmt === 'gzip';
+    return UNPACKABLE.has(payloadFormat(bzPayload('', image, h)));
   } catch {
     return false;
   }
@@ -78,7 +80,7 @@ export function unpackBzImage(path: string, image: Uint8Array, h: SetupInfo): Ui
   const fmt = payloadFormat(data);
   let out: Uint8Array;
   try {
-    if (fmt === 'xz' && isXz(data)) out = xzDecompress(data, { maxOutput: size });
+    if (fmt === 'xz') out = xzDecompress(data, { maxOutput: size });
     else if (fmt === 'gzip') out = gunzipSync(data, { maxOutputLength: size });
     else throw new LoaderError(`${path}: cannot unpack a ${fmt} payload here; set boot.unpack=false to run the kernel's own decompressor`);
   } catch (e) {

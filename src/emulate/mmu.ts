@@ -157,7 +157,6 @@ export class Mmu {
     return size === 8 ? dv.getBigUint64(0, true) : BigInt(dv.getUint32(0, true));
   }
 
-  /** Set A on every level, and D on the leaf for a write (as the CPU does). */
   /**
    * Set the accessed bits (and dirty, on a write, in the leaf) as the CPU
    * does: a locked compare-and-exchange on each entry as it was walked, so

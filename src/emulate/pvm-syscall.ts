@@ -22,7 +22,7 @@
 import { CpuState, CS, SS, RF, RSP, R11, GPR_KEYS, type VcpuPort } from './cpu.js';
 import type { Regs } from '../kvm/vcpu.js';
 import { Mmu, fromBytes, type MemPort } from './mmu.js';
-import { decode } from './decoder.js';
+import { decode, hexBytes } from './decoder.js';
 
 const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100;
 /** BHYVE_PVM_DEBUG=1: report user-mode faults on the NULL page with what the guest's own page tables hold at the TLS base (the open FS/TLS defect, README). */
@@ -127,7 +127,7 @@ export class PvmSyscallRepair {
       }
     };
     let code = '?';
-    try { code = [...mmu.readLinear(rip, 8, { debug: true })].map((b) => b.toString(16).padStart(2, '0')).join(' '); } catch { /* unmapped */ }
+    try { code = hexBytes(mmu.readLinear(rip, 8, { debug: true })); } catch { /* unmapped */ }
     process.stderr.write(`pvm: vCPU ${vcpu.id}: user #PF at ${hex(cpu.sregs.cr2)} err ${hex(err)} rip ${hex(rip)} [${code}] cr3 ${hex(cpu.sregs.cr3)}; ` +
       `FS base ${hex(fs)} (MSR ${msr === undefined ? '?' : hex(msr)}); by the guest's tables [FS-0x90] = ${word(fs - 0x90n)}, [FS] = ${word(fs)}\n`);
   }

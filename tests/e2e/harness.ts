@@ -211,7 +211,6 @@ export function allLines(r: RunResult, re: RegExp): RegExpMatchArray[] {
   return out;
 }
 
-/** A process's resident set (VmRSS) in bytes. */
 /** Resident bytes of the process's anonymous mappings of exactly `size` bytes (guest RAM), from /proc/PID/smaps. */
 export function mappingRssBytes(pid: number, size: number): number {
   let rss = 0, match = false;
@@ -224,6 +223,7 @@ export function mappingRssBytes(pid: number, size: number): number {
   return rss;
 }
 
+/** A process's resident set (VmRSS) in bytes. */
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for ${pid}`);

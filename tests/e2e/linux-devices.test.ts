@@ -5,7 +5,7 @@
  * virtio-balloon. In it: ping the host, receive a TCP stream from a server in
  * the namespace and check its SHA-256, read /dev/hwrng, write a file to the
  * ext4 file system, and inflate the balloon over memory the guest has touched
- * and freed, which must lower the VMM's resident set. After power-off the
+ * and freed, which must lower guest RAM's resident set in the VMM. After power-off the
  * host reads the file from the image (debugfs); a second boot on the same
  * image finds it too.
  *
@@ -28,10 +28,10 @@ import { BOOT_MS, LinuxGuest, PVM, SHELL_READY } from './linux-shell.js';
 const RUN_ON_PVM = process.env.BHYVE_TS_LINUX_DEVICES === '1';
 
 const MiB = 2 ** 20;
+const MEM_MIB = 512;
 const BALLOON_PAGES = 40960; // 160 MiB
 const FILL_MIB = 160;
 const TCP_PORT = 7777;
-
 
 /** A TCP server in the namespace that sends the file `path` to each client (it ends with the namespace). */
 function tcpSender(ns: NetNs, path: string): void {
@@ -76,7 +76,7 @@ test('Linux on virtio-blk, virtio-net, virtio-rnd and virtio-balloon: ext4 survi
     const ns = NetNs.create('linux');
     const payload = randomBytes(MiB);
     const token = randomBytes(8).toString('hex');
-    const args = ['-m', '512M', '-s', '0,hostbridge', '-s', `2,virtio-blk,${img}`, '-s', '3,virtio-net,taplnx0',
+    const args = ['-m', `${MEM_MIB}M`, '-s', '0,hostbridge', '-s', `2,virtio-blk,${img}`, '-s', '3,virtio-net,taplnx0',
       '-s', '4,virtio-rnd', '-s', `5,virtio-balloon,pages=${BALLOON_PAGES}`, '-s', '31,lpc', '-l', 'com1,stdio', '-A'];
     try {
       ns.addTap('taplnx0');
@@ -106,12 +106,12 @@ test('Linux on virtio-blk, virtio-net, virtio-rnd and virtio-balloon: ext4 survi
         // Balloon: touch and free memory, then inflate again over it.
         await vm.shRetry('rmmod virtio_balloon');
         // On PVM the fill takes many minutes (each page zeroed, then copied, through KVM's emulator): wait for it to end,
-        // or RSS measured meanwhile rises with the fill itself (a run here saw 325 -> 413 MiB that way).
+        // or RSS measured meanwhile rises with the fill itself (most likely how a run here saw 325 -> 413 MiB).
         const fill = await vm.shRetry(`dd if=/dev/zero of=/tmp/fill bs=1M count=${FILL_MIB} 2>/dev/null; rm /tmp/fill; echo filled`, PVM ? 40 * 60_000 : 600_000);
         assert.match(fill ?? '', /filled/, `the ${FILL_MIB} MiB fill did not finish\n${vm.tail()}`);
-        // The balloon acts on guest RAM (the 512 MiB mapping); VmRSS also holds the VMM's own heaps, which grow
+        // The balloon acts on guest RAM (the -m mapping); VmRSS also holds the VMM's own heaps, which grow
         // by a few MiB a minute while the emulator runs on a PVM host. Both are reported; guest RAM is asserted.
-        const ram = () => mappingRssBytes(vm.pid, 512 * MiB);
+        const ram = () => mappingRssBytes(vm.pid, MEM_MIB * MiB);
         const before = rssBytes(vm.pid), ramBefore = ram();
         await vm.shRetry('insmod /lib/modules/virtio_balloon.ko', 300_000);
         let after = before, ramAfter = ramBefore;
