@@ -60,9 +60,9 @@ const shims = {
   },
 };
 
-// Only vCPU threads run the instruction emulator (src/emulate/, through the
-// vCPU loop); the command and the I/O thread take a few constants from those
-// modules. Declared free of side effects there, the rest is left out: less to
+// Only vCPU threads run the instruction emulator (src/emulate/); the command
+// (which runs the vCPU loop without it at first: src/vmm/head-start.ts) and
+// the I/O thread take the loop and a few constants from those modules. Declared free of side effects there, the rest is left out: less to
 // load, and no opcode tables built for nothing.
 const VCPU_ONLY = /dist\/src\/(emulate\/[^/]+|vmm\/vcpu-loop)\.js$/;
 const vcpuOnly = {
@@ -106,7 +106,7 @@ train();
 /**
  * Run a tiny guest with the threads saving their code caches at the end: a
  * boot ROM that writes one byte to COM1 and powers off through the ACPI PM
- * block, on the smallest machine (the command's and vCPU thread's caches),
+ * block, on the smallest machine (the command's cache, then the vCPU thread's),
  * then with virtio-rnd, which brings up the I/O thread (its cache).
  */
 function train() {
@@ -123,7 +123,9 @@ function train() {
     Buffer.from([0xea, 0x00, 0x00, 0x00, 0xf0]).copy(rom, 0xfff0); // jmp 0xf000:0
     writeFileSync(join(tmp, 'rom.bin'), rom);
     const machine = ['-s', '0,hostbridge', '-s', '31,lpc', '-l', 'com1,stdio', '-l', `bootrom,${join(tmp, 'rom.bin')}`];
-    run(['bhyve-main', 'vcpu-worker'], [...machine, 'train']);
+    // The vCPU runs on the main thread first (src/vmm/head-start.ts) except in the vCPU thread's own run.
+    run(['bhyve-main'], [...machine, 'train']);
+    run(['vcpu-worker'], [...machine, 'train']);
     run(['iothread'], ['-s', '3,virtio-rnd', ...machine, 'train']);
   } finally {
     rmSync(tmp, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { wantsPrewarm } from '../vmm/early.js';
 import { parseArgs } from './options.js';
 import { VirtualMachine } from '../vmm/vmm.js';
 import { ExitStatus } from '../vmm/context.js';
+import { trainingRun } from './code-cache.js';
 import '../devices/all.js';
 
 async function fail(e: unknown): Promise<never> {
@@ -37,10 +38,16 @@ async function main(): Promise<void> {
     return fail(e);
   }
   process.on('SIGTERM', () => vm.powerButton());
-  await vm.start();
+  // vCPU 0 starts on this thread (see src/vmm/head-start.ts), except in the
+  // code cache's training run of the vCPU thread, which must run the guest
+  // itself, and with BHYVE_HEAD_START=0.
+  const headStart = process.env.BHYVE_HEAD_START !== '0' && !trainingRun()?.includes('vcpu-worker');
+  await vm.start({ headStart });
   const { status, why } = await vm.stopped;
   if (why && status >= ExitStatus.TripleFault) process.stderr.write(`bhyve: ${why}\n`);
   if (process.env.BHYVE_EMUL_STATS === '1') await vm.settle(2000);
+  // A guest may be done before the vCPU's thread has loaded: let it finish loading first (see vcpuThreadsSettled).
+  await vcpuThreadsSettled();
   process.exit(status);
 }
 

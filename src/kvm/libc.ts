@@ -24,6 +24,10 @@ export const write = libc.func('long write(int fd, const void *buf, size_t len)'
 export const epoll_create1 = libc.func('int epoll_create1(int flags)');
 export const epoll_ctl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)');
 export const epoll_wait = libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)');
+/** POSIX timers: `timer` is a Buffer holding the timer_t (8 bytes). */
+export const timer_create = libc.func('int timer_create(int clockid, void *sevp, void *timer)');
+export const timer_settime = libc.func('int timer_settime(uint64_t timer, int flags, void *spec, void *old)');
+export const timer_delete = libc.func('int timer_delete(uint64_t timer)');
 const strerrorFn = libc.func('const char *strerror(int errnum)');
 
 export const O_RDWR = 2;
@@ -38,6 +42,9 @@ export const EPOLL_CLOEXEC = 0o2000000, EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EP
 /** struct epoll_event is packed on x86-64: u32 events, u64 data. */
 export const EPOLL_EVENT_SIZE = 12;
 export const SIGUSR2 = 12;
+export const CLOCK_MONOTONIC = 1;
+/** struct sigevent (64 bytes): sigev_signo at 8, sigev_notify at 12, the target thread's id at 16. */
+export const SIGEVENT_SIZE = 64, SIGEV_THREAD_ID = 4;
 
 export function errno(): number {
   return koffi.errno();

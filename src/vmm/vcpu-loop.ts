@@ -1,7 +1,8 @@
 /**
  * The vCPU run loop: KVM_RUN, then handle the exit right here on this
  * thread, under the device lock. Port I/O and MMIO go straight to the
- * buses; nothing is handed to another thread.
+ * buses; nothing is handed to another thread. Emulation failures go to the
+ * instruction emulator (src/emulate), which the vCPU threads bring along.
  */
 import * as C from '../kvm/constants.js';
 import { EINTR } from '../kvm/libc.js';
@@ -10,13 +11,15 @@ import type { IoBus, MmioBus } from './bus.js';
 import type { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
 import type { GuestMemory } from '../kvm/memory.js';
-import { emulate, formatStats } from '../emulate/index.js';
+import type { EmulateEnv, Outcome } from '../emulate/index.js';
 import type { PvmSyscallRepair } from '../emulate/pvm-syscall.js';
-import { writeSync } from 'node:fs';
 
 /** Per-vCPU words in the shared control block (see vmm.ts). */
 export const CTL_STOP = 0; // global: non-zero once the VM is stopping
-export const CTL_GO = 1; // global: set when every vCPU thread is ready
+export const CTL_GO = 1; // global: set when the vCPUs may run
+/** Global: the hand-over of vCPU 0 from the main thread to its own (see head-start.ts). */
+export const CTL_HANDOFF = 2;
+export const HANDOFF_NONE = 0, HANDOFF_ASKED = 1, HANDOFF_DONE = 2, HANDOFF_FAILED = 3;
 export const CTL_BASE = 4; // then, per vCPU: [exits, idle, tid, pad]
 export const CTL_STRIDE = 4;
 export const CTL_EXITS = 0, CTL_IDLE = 1, CTL_TID = 2;
@@ -36,29 +39,31 @@ export interface LoopEnv {
   resync: () => void;
   /** Stop the VM with a status; returns after recording it. */
   exit: (status: ExitStatus, why: string) => void;
-  /** Guest memory, for the instruction emulator (src/emulate). */
+  /** Guest memory and the instruction emulator (src/emulate): without them an emulation failure ends the loop. */
   mem?: GuestMemory;
+  emulate?: (env: EmulateEnv, bytes?: Uint8Array) => Outcome;
   /** On PVM hosts: the repair of user-mode `syscall` (src/emulate/pvm-syscall.ts). */
   pvm?: PvmSyscallRepair;
+  /**
+   * The main thread's head start (head-start.ts): also return once vCPU 0's
+   * own thread asks for it (CTL_HANDOFF) or after this time (performance.now()).
+   */
+  headStart?: number;
 }
+
+/**
+ * Why the loop returned: the VM is stopping; or (head start only) vCPU 0's
+ * own thread asked for it, the head start's time is up, or an exit needs
+ * the instruction emulator, which the main thread does not load.
+ */
+export type LoopEnd = 'stopped' | 'asked' | 'time-up' | 'emulation';
 
 /** How often (in exits) the PVM repair re-checks the guest's #PF handler. */
 const PVM_CHECK_EVERY = 64;
 
 const ONES = [0, 0xff, 0xffff, 0xffffff, 0xffffffff];
 
-export function runLoop(env: LoopEnv): void {
-  try {
-    loop(env);
-  } finally {
-    if (process.env.BHYVE_EMUL_STATS === '1') {
-      writeSync(2, formatStats(`vCPU ${env.vcpu.id}`));
-      if (env.pvm) writeSync(2, `  PVM syscall repair: ${env.pvm.counts.syscalls} system calls, ${env.pvm.counts.faults} page faults passed on, ${env.pvm.counts.installs} hook installs\n`);
-    }
-  }
-}
-
-function loop(env: LoopEnv): void {
+export function runLoop(env: LoopEnv): LoopEnd {
   const { vcpu, arena, io, mmio, ctl } = env;
   const run = vcpu.run;
   const bytes = vcpu.runBytes;
@@ -67,12 +72,17 @@ function loop(env: LoopEnv): void {
   let sinceCheck = 0;
 
   for (;;) {
-    if (Atomics.load(ctl, CTL_STOP) !== 0) return;
+    if (Atomics.load(ctl, CTL_STOP) !== 0) return 'stopped';
+    if (env.headStart !== undefined && Atomics.load(ctl, CTL_HANDOFF) !== HANDOFF_NONE) return 'asked';
     const r = vcpu.enter();
     if (r < 0) {
-      if (-r === EINTR || -r === 11) { checkIdle(env, base); continue; }
+      if (-r === EINTR || -r === 11) {
+        if (env.headStart !== undefined && performance.now() > env.headStart) return 'time-up';
+        checkIdle(env, base);
+        continue;
+      }
       env.exit(ExitStatus.Error, `KVM_RUN failed (errno ${-r})\n${vcpu.dump()}`);
-      return;
+      return 'stopped';
     }
     Atomics.add(ctl, base + CTL_EXITS, 1);
     const reason = run.getUint32(C.RUN_EXIT_REASON, true);
@@ -94,11 +104,11 @@ function loop(env: LoopEnv): void {
         for (let i = 0; i < count; i++, off += size) {
           if (out) {
             const v = size === 1 ? bytes[off] : size === 2 ? run.getUint16(off, true) : run.getUint32(off, true);
-            if (!io.write(port, size, v) && env.strictIo) return unhandled(env, `unhandled I/O write to port 0x${port.toString(16)} (size ${size}, value 0x${v.toString(16)})`);
+            if (!io.write(port, size, v) && env.strictIo) { unhandled(env, `unhandled I/O write to port 0x${port.toString(16)} (size ${size}, value 0x${v.toString(16)})`); return 'stopped'; }
           } else {
             let v = io.read(port, size);
             if (v === undefined) {
-              if (env.strictIo) return unhandled(env, `unhandled I/O read from port 0x${port.toString(16)} (size ${size})`);
+              if (env.strictIo) { unhandled(env, `unhandled I/O read from port 0x${port.toString(16)} (size ${size})`); return 'stopped'; }
               v = ONES[size];
             }
             if (size === 1) bytes[off] = v; else if (size === 2) run.setUint16(off, v, true); else run.setUint32(off, v, true);
@@ -131,7 +141,8 @@ function loop(env: LoopEnv): void {
       continue;
     }
 
-    if (!handleOther(env, reason)) return;
+    const end = handleOther(env, reason);
+    if (end) return end;
   }
 }
 
@@ -155,25 +166,25 @@ function mmioAccess(env: LoopEnv, addr: number, len: number, write: boolean): vo
   }
 }
 
-/** Exits other than I/O; returns false when the loop must end. */
-function handleOther(env: LoopEnv, reason: number): boolean {
+/** Exits other than I/O; returns why when the loop must end. */
+function handleOther(env: LoopEnv, reason: number): LoopEnd | undefined {
   const { vcpu } = env;
   const run = vcpu.run;
   switch (reason) {
     case C.KVM_EXIT_SHUTDOWN:
       env.exit(ExitStatus.TripleFault, `vCPU ${vcpu.id}: triple fault`);
-      return false;
+      return 'stopped';
     case C.KVM_EXIT_SYSTEM_EVENT: {
       const type = run.getUint32(C.RUN_SYSTEM_EVENT_TYPE, true);
       if (type === C.KVM_SYSTEM_EVENT_RESET) env.exit(ExitStatus.Reset, 'reset');
       else if (type === C.KVM_SYSTEM_EVENT_SHUTDOWN) env.exit(ExitStatus.PowerOff, 'power-off');
       else env.exit(ExitStatus.Error, `vCPU ${vcpu.id}: system event ${type}\n${vcpu.dump()}`);
-      return false;
+      return 'stopped';
     }
     case C.KVM_EXIT_HLT:
-      return true;
+      return undefined;
     case C.KVM_EXIT_INTR:
-      return true;
+      return undefined;
     case C.KVM_EXIT_INTERNAL_ERROR: {
       const sub = run.getUint32(C.RUN_INTERNAL_SUBERROR, true);
       let what = `vCPU ${vcpu.id}: KVM internal error, suberror ${sub}`;
@@ -183,27 +194,29 @@ function handleOther(env: LoopEnv, reason: number): boolean {
         const flags = ndata > 0 ? run.getBigUint64(C.RUN_INTERNAL_DATA, true) : 0n;
         const n = flags & 1n ? Math.min(15, run.getUint8(C.RUN_EMUL_INSN_SIZE)) : 0;
         const insn = vcpu.runBytes.slice(C.RUN_EMUL_INSN_BYTES, C.RUN_EMUL_INSN_BYTES + n);
-        if (!env.mem) {
+        // The head start leaves it to the vCPU's thread: KVM_RUN there meets the same instruction again.
+        if (env.headStart !== undefined) return 'emulation';
+        if (!env.mem || !env.emulate) {
           what = `vCPU ${vcpu.id}: instruction emulation failed (bytes: ${[...insn].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`;
         } else {
           const hook = env.pvm?.onFailure(vcpu, insn);
-          if (hook?.repaired) return true;
-          const out = emulate({ vcpu, mem: env.mem, mmio: lockedMmio(env), cpu: hook?.cpu }, hook ? hook.original : insn);
-          if (out.ok) return true;
+          if (hook?.repaired) return undefined;
+          const out = env.emulate({ vcpu, mem: env.mem, mmio: lockedMmio(env), cpu: hook?.cpu }, hook ? hook.original : insn);
+          if (out.ok) return undefined;
           what = `vCPU ${vcpu.id}: ${out.report}`;
         }
       }
       env.exit(ExitStatus.Error, `${what}\n${vcpu.dump()}`);
-      return false;
+      return 'stopped';
     }
     case C.KVM_EXIT_FAIL_ENTRY: {
       const why = run.getBigUint64(C.RUN_FAIL_ENTRY_REASON, true);
       env.exit(ExitStatus.Error, `vCPU ${vcpu.id}: VM entry failed (reason 0x${why.toString(16)})\n${vcpu.dump()}`);
-      return false;
+      return 'stopped';
     }
     default:
       env.exit(ExitStatus.Error, `vCPU ${vcpu.id}: unhandled exit ${C.EXIT_NAMES[reason] ?? reason}\n${vcpu.dump()}`);
-      return false;
+      return 'stopped';
   }
 }
 

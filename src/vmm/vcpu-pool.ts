@@ -19,25 +19,30 @@ export function prewarmVcpuThreads(n = 1): void {
     n--;
   }
   for (let i = 0; i < n; i++) {
-    const w = new Worker(WORKER_URL);
+    const w = spawn();
     w.unref();
     pool.push(w);
-    loaded.push(new Promise((resolve) => {
-      w.once('message', () => resolve());
-      w.once('error', () => resolve());
-      w.once('exit', () => resolve());
-    }));
   }
 }
 
 export function takeVcpuThread(): Worker {
-  const w = pool.shift() ?? new Worker(WORKER_URL);
+  const w = pool.shift() ?? spawn();
   w.ref();
   return w;
 }
 
+function spawn(): Worker {
+  const w = new Worker(WORKER_URL);
+  loaded.push(new Promise((resolve) => {
+    w.once('message', () => resolve());
+    w.once('error', () => resolve());
+    w.once('exit', () => resolve());
+  }));
+  return w;
+}
+
 /**
- * Resolves once every prewarmed thread has finished loading its code. Exiting
+ * Resolves once every vCPU thread spawned has finished loading its code. Exiting
  * the process while a thread is inside a native module's initialisation can
  * abort it, so error paths wait for this first.
  */

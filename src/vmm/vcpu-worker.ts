@@ -2,10 +2,13 @@
 import { parentPort } from 'node:worker_threads';
 import { Vcpu } from '../kvm/vcpu.js';
 import { gettid, sched_setaffinity } from '../kvm/libc.js';
+import { takeOver, giveUp } from './head-start.js';
 import { Machine, type MachineInit } from './machine.js';
-import { pvmHost } from '../kvm/vm.js';
+import { dropLatePitTicks, pvmHost } from '../kvm/vm.js';
 import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID, CTL_PVM } from './vcpu-loop.js';
 import { PvmSyscallRepair, PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
+import { emulate, formatStats } from '../emulate/index.js';
+import { writeSync } from 'node:fs';
 import type { ExitStatus } from './context.js';
 
 export interface VcpuThreadData {
@@ -17,6 +20,8 @@ export interface VcpuThreadData {
   cpuset: number[];
   strictIo: boolean;
   strictMsr: boolean;
+  /** vCPU 0 is already running on the main thread: take it over (see head-start.ts). */
+  headStart: boolean;
 }
 
 export type WorkerMessage =
@@ -43,16 +48,29 @@ function main(data: VcpuThreadData): void {
   };
   const machine = new Machine(data.init, 'vcpu', { exit, nudgeTimer: (index) => post({ t: 'timer', index }) });
   const vcpu = new Vcpu(data.id, data.fd, data.runSize);
-  Atomics.store(ctl, CTL_BASE + data.id * CTL_STRIDE + CTL_TID, gettid());
   if (data.cpuset.length) pin(data.id, data.cpuset);
-  post({ t: 'ready', id: data.id });
+  if (data.id === 0) dropLatePitTicks(data.init.vmFd);
+  if (data.headStart) {
+    post({ t: 'ready', id: data.id });
+    takeOver(ctl, vcpu);
+  } else {
+    Atomics.store(ctl, CTL_BASE + data.id * CTL_STRIDE + CTL_TID, gettid());
+    post({ t: 'ready', id: data.id });
+  }
   while (Atomics.load(ctl, CTL_GO) === 0 && Atomics.load(ctl, CTL_STOP) === 0) Atomics.wait(ctl, CTL_GO, 0, 100);
   const pvm = PVM_HOST ? new PvmSyscallRepair(ctl.subarray(CTL_PVM, CTL_PVM + PVM_SYSCALL_WORDS), machine.ctx.mem) : undefined;
-  runLoop({
-    vcpu, arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl, mem: machine.ctx.mem, pvm,
-    strictIo: data.strictIo, strictMsr: data.strictMsr,
-    resync: () => machine.resync(), exit,
-  });
+  try {
+    runLoop({
+      vcpu, arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl, mem: machine.ctx.mem, emulate, pvm,
+      strictIo: data.strictIo, strictMsr: data.strictMsr,
+      resync: () => machine.resync(), exit,
+    });
+  } finally {
+    if (process.env.BHYVE_EMUL_STATS === '1') {
+      writeSync(2, formatStats(`vCPU ${data.id}`));
+      if (pvm) writeSync(2, `  PVM syscall repair: ${pvm.counts.syscalls} system calls, ${pvm.counts.faults} page faults passed on, ${pvm.counts.installs} hook installs\n`);
+    }
+  }
   post({ t: 'done', id: data.id });
 }
 
@@ -69,6 +87,7 @@ parentPort!.once('message', (data: VcpuThreadData) => {
   try {
     main(data);
   } catch (e) {
+    if (data.headStart) giveUp(new Int32Array(data.ctl));
     post({ t: 'error', message: `vCPU ${data.id}: ${(e as Error).message}` });
   }
 });

@@ -11,7 +11,7 @@ import { ConfigError, ConfigTree, parseSize } from '../config/tree.js';
 import { validate } from '../config/schema.js';
 import * as C from '../kvm/constants.js';
 import { supportedCpuid, vcpuCpuid, encodeCpuid, type Topology } from '../kvm/cpuid.js';
-import { getpid, tgkill, SIGUSR2 } from '../kvm/libc.js';
+import { getpid, gettid, tgkill, SIGUSR2 } from '../kvm/libc.js';
 import { Kvm, Vm } from '../kvm/vm.js';
 import { Vcpu } from '../kvm/vcpu.js';
 import { buildLayout, loadBootrom, type Layout } from './layout.js';
@@ -20,8 +20,11 @@ import { findPci } from '../devices/registry.js';
 import { Machine, type MachineInit } from './machine.js';
 import { Arena } from './shared.js';
 import { ExitStatus } from './context.js';
-import { CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_MAX_VCPUS, CTL_PVM, CTL_STOP, CTL_STRIDE, CTL_TID } from './vcpu-loop.js';
+import {
+  CTL_BASE, CTL_EXITS, CTL_GO, CTL_IDLE, CTL_MAX_VCPUS, CTL_PVM, CTL_STOP, CTL_STRIDE, CTL_TID, type LoopEnd,
+} from './vcpu-loop.js';
 import { PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
+import { runHeadStart } from './head-start.js';
 import type { VcpuThreadData, WorkerMessage } from './vcpu-worker.js';
 import { setupGuest } from './boot.js';
 import type { IoThreadData } from './iothread.js';
@@ -29,10 +32,24 @@ import { newEventFd, signalEventFd } from './aio.js';
 
 export interface StopInfo { status: ExitStatus; why?: string }
 
+/** How a head start went (see head-start.ts). */
+export interface HeadStartInfo {
+  /** vCPU 0's exits handled on the main thread. */
+  exits: number;
+  ms: number;
+  /** Why it ended; 'failed' when vCPU 0's own thread failed before taking over. */
+  end: LoopEnd | 'failed';
+}
+
 const KVM_CAP_X86_USER_SPACE_MSR = 188;
 const KVM_MSR_EXIT_REASON_UNKNOWN = 1n << 1n;
 const IDLE_CHECK_MS = 200;
 const IOTHREAD_URL = new URL('./iothread.js', import.meta.url);
+/** For BHYVE_HEAD_START=trace. */
+const HEAD_START_ENDS: Record<HeadStartInfo['end'], string> = {
+  stopped: 'the VM stopped', asked: 'its own thread took it over', failed: 'its own thread failed',
+  'time-up': 'the head start ran out of time', emulation: 'an instruction needed the emulator (on its own thread)',
+};
 
 export class VirtualMachine {
   readonly workers: Worker[] = [];
@@ -47,6 +64,8 @@ export class VirtualMachine {
   private lastExits: number[] = [];
   /** The I/O thread's stop eventfd, when it runs. */
   private ioStopFd = -1;
+  /** Set when start() gave vCPU 0 a head start on the main thread. */
+  headStart?: HeadStartInfo;
 
   private constructor(
     readonly config: ConfigTree,
@@ -112,9 +131,16 @@ export class VirtualMachine {
     return self;
   }
 
-  /** Start every vCPU thread; resolves `stopped` with the exit status. */
-  async start(): Promise<void> {
+  /**
+   * Start every vCPU thread; resolves `stopped` with the exit status. With
+   * `headStart`, vCPU 0 first runs on this thread, blocking its event loop,
+   * until its own thread has loaded (see head-start.ts): the guest starts
+   * tens of milliseconds sooner. The bhyve command does so.
+   */
+  async start(opts: { headStart?: boolean } = {}): Promise<void> {
     process.on('SIGUSR2', () => {}); // kicks vCPU threads out of KVM_RUN; must not kill us
+    const headStart = opts.headStart === true && cpuset(this.config, 0).length === 0;
+    if (headStart) Atomics.store(this.ctl, CTL_BASE + CTL_TID, gettid()); // whom vCPU 0's thread kicks
     const init: MachineInit = {
       config: this.config.entries(), arena: this.machine.arena.sab, vmFd: this.vm.fd,
       segments: this.layout.segments, ncpus: this.topology.cpus, lowmem: this.layout.lowmem,
@@ -127,6 +153,7 @@ export class VirtualMachine {
         cpuset: cpuset(this.config, v.id),
         strictIo: this.config.bool('x86.strictio', false),
         strictMsr: this.config.bool('x86.strictmsr', true),
+        headStart: headStart && v.id === 0,
       };
       const w = takeVcpuThread();
       w.postMessage(data);
@@ -146,12 +173,41 @@ export class VirtualMachine {
     }
     releaseVcpuThreads();
     if (this.machine.aio.needed) this.startIoThread(init);
+    if (headStart) {
+      this.go();
+      this.runHeadStart();
+    }
     await Promise.race([Promise.all(ready), this.stopped]);
     if (this.stopInfo) return;
+    if (!headStart) this.go();
+    this.idleTimer = setInterval(() => this.checkIdle(), IDLE_CHECK_MS);
+  }
+
+  /** Let the vCPUs run. */
+  private go(): void {
     this.machine.host('start');
     Atomics.store(this.ctl, CTL_GO, 1);
     Atomics.notify(this.ctl, CTL_GO);
-    this.idleTimer = setInterval(() => this.checkIdle(), IDLE_CHECK_MS);
+  }
+
+  /**
+   * vCPU 0 on this thread until its own thread takes it over, the VM stops,
+   * or an exit needs the instruction emulator (only vCPU threads load it).
+   */
+  private runHeadStart(): void {
+    const { machine, config } = this;
+    const t0 = performance.now();
+    const end = runHeadStart({
+      vcpu: this.vcpus[0], arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl: this.ctl,
+      strictIo: config.bool('x86.strictio', false), strictMsr: config.bool('x86.strictmsr', true),
+      resync: () => machine.resync(),
+      exit: (status, why) => this.stop(status, why),
+    });
+    const info: HeadStartInfo = { exits: Atomics.load(this.ctl, CTL_BASE + CTL_EXITS), ms: performance.now() - t0, end };
+    this.headStart = info;
+    if (process.env.BHYVE_HEAD_START === 'trace') {
+      process.stderr.write(`bhyve: head start: vCPU 0 made ${info.exits} exits on the main thread in ${info.ms.toFixed(1)} ms, then ${HEAD_START_ENDS[info.end]}\n`);
+    }
   }
 
   /**
