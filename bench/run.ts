@@ -127,14 +127,21 @@ async function benchCore(): Promise<void> {
   }
   const qemuArgs = ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256M', '-nodefaults', '-no-user-config',
     '-display', 'none', '-serial', 'stdio', '-device', 'isa-debug-exit,iobase=0x501,iosize=1', '-bios', lo, '-no-reboot'];
-  const o: Timing[] = [], q: Timing[] = [];
+  // QEMU's microvm keeps the PIC, IOAPIC and PIT in user space (a split irqchip); ours are KVM's in-kernel
+  // ones, as the core issue asks, and the in-kernel PIT costs the VM's creation and teardown kernel grace
+  // periods. The second reference is microvm with KVM's in-kernel irqchip and PIT, like ours.
+  const qemuKernelArgs = qemuArgs.map((a) => (a === 'kvm' ? 'kvm,kernel-irqchip=on' : a));
+  const o: Timing[] = [], q: Timing[] = [], k: Timing[] = [];
   for (let i = 0; i < LAUNCH_RUNS; i++) {
     o.push(await timeRun('node', launchArgs));
     q.push(await timeRun(qemu, qemuArgs));
+    k.push(await timeRun(qemu, qemuKernelArgs));
   }
-  const med = (ts: Timing[], k: keyof Timing) => median(ts.map((t) => t[k]));
+  const med = (ts: Timing[], key: keyof Timing) => median(ts.map((t) => t[key]));
   row('launch -> first COM1 byte', med(o, 'firstByte'), med(q, 'firstByte'), 'ms', 'QEMU microvm');
   row('launch -> exit', med(o, 'total'), med(q, 'total'), 'ms', 'QEMU microvm');
+  row('launch -> first COM1 byte', med(o, 'firstByte'), med(k, 'firstByte'), 'ms', 'QEMU microvm, in-kernel irqchip+PIT');
+  row('launch -> exit', med(o, 'total'), med(k, 'total'), 'ms', 'QEMU microvm, in-kernel irqchip+PIT');
 }
 
 void main().catch((e) => { console.error(`bench: ${(e as Error).message}`); process.exit(1); });
