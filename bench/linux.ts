@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import { LinuxGuest, SHELL_READY, BOOT_MS, CMDLINE_NO_MODULES as CMDLINE, BASE_INITRD as INITRD, VMLINUX } from '../tests/e2e/linux-shell.js';
-import { ROOT } from '../tests/e2e/harness.js';
+import { ROOT, within } from '../tests/e2e/harness.js';
 
 export interface LinuxBench { toShell: number; toExit: number; status: number | null; stats: string; qemu: string }
 
@@ -24,7 +24,7 @@ export async function benchLinux(): Promise<LinuxBench> {
   try {
     if (await vm.waitFor(new RegExp(SHELL_READY), BOOT_MS)) toShell = Date.now() - t0;
     if (!Number.isNaN(toShell)) vm.send('poweroff -f\n');
-    await Promise.race([vm.closed, new Promise((r) => setTimeout(r, 10 * 60_000))]);
+    await within(vm.closed, 10 * 60_000, undefined);
   } finally {
     vm.kill();
   }

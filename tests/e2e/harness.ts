@@ -229,3 +229,17 @@ export function rssBytes(pid: number): number {
   if (!m) throw new Error(`no VmRSS for ${pid}`);
   return Number(m[1]) * 1024;
 }
+
+/**
+ * `p`, or `late` after `ms`, whichever comes first. The timer is cleared
+ * either way: a pending one would keep the test process alive (a 10-minute
+ * one after a Linux test once held CI up for that long).
+ */
+export async function within<T, L>(p: Promise<T>, ms: number, late: L): Promise<T | L> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<L>((r) => { timer = setTimeout(() => r(late), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

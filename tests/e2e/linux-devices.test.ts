@@ -21,7 +21,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, mappingRssBytes, rssBytes, skipWithoutKvm, Status } from './harness.js';
+import { ROOT, mappingRssBytes, rssBytes, skipWithoutKvm, Status, within } from './harness.js';
 import { GUEST_IP, HOST_IP, NetNs, PREFIX, netUnavailable } from './netns.js';
 import { BOOT_MS, LinuxGuest, PVM, SHELL_READY } from './linux-shell.js';
 
@@ -54,7 +54,7 @@ function report(t: { diagnostic(s: string): void }, vm: LinuxGuest, which: strin
 
 async function powerOff(vm: LinuxGuest): Promise<void> {
   vm.send('poweroff -f\n');
-  const status = await Promise.race([vm.closed, new Promise<string>((r) => setTimeout(() => r('timeout'), 10 * 60_000))]);
+  const status = await within(vm.closed, 10 * 60_000, 'timeout');
   assert.equal(status, Status.PowerOff, `poweroff -f: ${status}\n${vm.tail()}`);
 }
 

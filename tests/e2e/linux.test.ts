@@ -22,7 +22,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { skipWithoutKvm, Status } from './harness.js';
+import { skipWithoutKvm, Status, within } from './harness.js';
 import { BOOT_MS, BASE_INITRD, CMDLINE, CMDLINE_NO_MODULES, LinuxGuest, PVM, SHELL_READY, VMLINUX, VMLINUZ } from './linux-shell.js';
 
 const SLOTS = ['-s', '0,hostbridge', '-s', '31,lpc', '-l', 'com1,stdio', '-A'];
@@ -51,7 +51,7 @@ async function toShell(vm: LinuxGuest, cpus: number, memMiB: number): Promise<vo
   vm.send('poweroff -f\n');
   // poweroff is a busybox applet too: if its process faults (see shRetry), the shell prompts again; ask once more.
   if (await vm.waitFor(/Segmentation fault[\s\S]*# $/, 120_000, vm.out.length)) vm.send('poweroff -f\n');
-  const status = await Promise.race([vm.closed, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10 * 60_000))]);
+  const status = await within(vm.closed, 10 * 60_000, 'timeout');
   assert.equal(status, Status.PowerOff, `poweroff -f: bhyve exit status ${status} ${where()}`);
 }
 
