@@ -15,7 +15,7 @@ import { join } from 'node:path';
 const OUT = '.cache/bench';
 const LO = 2000, HI = 202000, RUNS = 5;
 /** Start-up times move more with host load than exit costs do: more runs. */
-const LAUNCH_RUNS = 11;
+const LAUNCH_RUNS = 21;
 /** Both sides run their vCPU on the same host CPU (bhyve -p 0:1, taskset -c 1). */
 const PIN_CPU = '1';
 const BHYVE = ['dist/bundle/bhyve.js'];
