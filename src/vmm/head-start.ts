@@ -19,7 +19,7 @@ import {
 } from '../kvm/libc.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import {
-  runLoop, CTL_BASE, CTL_HANDOFF, CTL_STOP, CTL_STRIDE, CTL_TID,
+  runLoop, CTL_BASE, CTL_EXITS, CTL_HANDOFF, CTL_STOP, CTL_STRIDE, CTL_TID,
   HANDOFF_ASKED, HANDOFF_DONE, HANDOFF_FAILED, HANDOFF_NONE, type LoopEnd, type LoopEnv,
 } from './vcpu-loop.js';
 
@@ -37,22 +37,26 @@ const LIMIT_REPEAT_MS = 100;
 
 /**
  * Main thread: run vCPU 0 until the VM stops, its own thread takes it over
- * (or failed before it could: 'failed'), or HEAD_START_MAX_MS pass.
+ * (or failed before it could: 'failed'), or HEAD_START_MAX_MS pass. Returns
+ * why it ended and the exits it handled.
  */
-export function runHeadStart(env: LoopEnv): LoopEnd | 'failed' {
+export function runHeadStart(env: LoopEnv): { end: LoopEnd | 'failed'; exits: number } {
   const { ctl } = env;
-  Atomics.store(ctl, CTL_BASE + env.vcpu.id * CTL_STRIDE + CTL_TID, gettid());
+  const slot = CTL_BASE + env.vcpu.id * CTL_STRIDE;
+  Atomics.store(ctl, slot + CTL_TID, gettid());
   const alarm = threadAlarm(HEAD_START_MAX_MS, LIMIT_REPEAT_MS);
   let end: LoopEnd | 'failed';
+  let exits = 0;
   try {
     end = runLoop({ ...env, headStart: performance.now() + HEAD_START_MAX_MS });
   } finally {
     alarm?.cancel();
+    exits = Atomics.load(ctl, slot + CTL_EXITS); // before the vCPU's thread counts on
     // Let go: the vCPU's thread may now run it (or, when the VM stopped, finds it stopping).
     if (Atomics.exchange(ctl, CTL_HANDOFF, HANDOFF_DONE) === HANDOFF_FAILED) end = 'failed';
     Atomics.notify(ctl, CTL_HANDOFF);
   }
-  return end;
+  return { end, exits };
 }
 
 /**

@@ -197,13 +197,13 @@ export class VirtualMachine {
   private runHeadStart(): void {
     const { machine, config } = this;
     const t0 = performance.now();
-    const end = runHeadStart({
+    const { end, exits } = runHeadStart({
       vcpu: this.vcpus[0], arena: machine.arena, io: machine.io, mmio: machine.mmio, ctl: this.ctl,
       strictIo: config.bool('x86.strictio', false), strictMsr: config.bool('x86.strictmsr', true),
       resync: () => machine.resync(),
       exit: (status, why) => this.stop(status, why),
     });
-    const info: HeadStartInfo = { exits: Atomics.load(this.ctl, CTL_BASE + CTL_EXITS), ms: performance.now() - t0, end };
+    const info: HeadStartInfo = { exits, ms: performance.now() - t0, end };
     this.headStart = info;
     if (process.env.BHYVE_HEAD_START === 'trace') {
       process.stderr.write(`bhyve: head start: vCPU 0 made ${info.exits} exits on the main thread in ${info.ms.toFixed(1)} ms, then ${HEAD_START_ENDS[info.end]}\n`);
