@@ -18,8 +18,6 @@ export const KVM_IRQ_LINE = 0x4008ae61;
 export const KVM_SET_GSI_ROUTING = 0x4008ae6a;
 export const KVM_IRQFD = 0x4020ae76;
 export const KVM_CREATE_PIT2 = 0x4040ae77;
-/** _IO(KVMIO, 0x71) with a struct kvm_reinject_control (u8 pit_reinject, 31 reserved). */
-export const KVM_REINJECT_CONTROL = 0xae71;
 export const KVM_IOEVENTFD = 0x4040ae79;
 export const KVM_ENABLE_CAP = 0x4068aea3;
 export const KVM_SIGNAL_MSI = 0x4020aea5;

@@ -69,18 +69,6 @@ export function allocHost(size: number, wired: boolean, hugepages = true): bigin
   return addr;
 }
 
-/**
- * PIT ticks the guest was too late to take are dropped, as bhyve's vatpit
- * does, instead of KVM's default of delivering each one later. The call
- * waits for a kernel grace period (5-20 ms here), so a vCPU thread makes it
- * while the guest already runs (see vcpu-worker.ts); it also spares the
- * VM's teardown that wait. A kernel that refuses keeps its default: the
- * guest runs the same either way, so this returns whether it took.
- */
-export function dropLatePitTicks(vmFd: number): boolean {
-  return ioctlPtr(vmFd, C.KVM_REINJECT_CONTROL, Buffer.alloc(32)) >= 0;
-}
-
 export class Vm {
   private nextSlot = 0;
   constructor(readonly kvm: Kvm, readonly fd: number) {}

@@ -4,7 +4,7 @@ import { Vcpu } from '../kvm/vcpu.js';
 import { gettid, sched_setaffinity } from '../kvm/libc.js';
 import { takeOver, giveUp } from './head-start.js';
 import { Machine, type MachineInit } from './machine.js';
-import { dropLatePitTicks, pvmHost } from '../kvm/vm.js';
+import { pvmHost } from '../kvm/vm.js';
 import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID, CTL_PVM } from './vcpu-loop.js';
 import { PvmSyscallRepair, PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
 import { emulate, formatStats } from '../emulate/index.js';
@@ -49,7 +49,6 @@ function main(data: VcpuThreadData): void {
   const machine = new Machine(data.init, 'vcpu', { exit, nudgeTimer: (index) => post({ t: 'timer', index }) });
   const vcpu = new Vcpu(data.id, data.fd, data.runSize);
   if (data.cpuset.length) pin(data.id, data.cpuset);
-  if (data.id === 0) dropLatePitTicks(data.init.vmFd);
   if (data.headStart) {
     post({ t: 'ready', id: data.id });
     takeOver(ctl, vcpu);
