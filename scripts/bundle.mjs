@@ -62,8 +62,9 @@ const shims = {
 
 // Only vCPU threads run the instruction emulator (src/emulate/); the command
 // (which runs the vCPU loop without it at first: src/vmm/head-start.ts) and
-// the I/O thread take the loop and a few constants from those modules. Declared free of side effects there, the rest is left out: less to
-// load, and no opcode tables built for nothing.
+// the I/O thread take the loop and a few constants from those modules.
+// Declared free of side effects there, the rest is left out: less to load,
+// and no opcode tables built for nothing.
 const VCPU_ONLY = /dist\/src\/(emulate\/[^/]+|vmm\/vcpu-loop)\.js$/;
 const vcpuOnly = {
   name: 'vcpu-only',

@@ -46,7 +46,7 @@ export function runHeadStart(env: LoopEnv): { end: LoopEnd | 'failed'; exits: nu
   Atomics.store(ctl, slot + CTL_TID, gettid());
   const alarm = threadAlarm(HEAD_START_MAX_MS, LIMIT_REPEAT_MS);
   let end: LoopEnd | 'failed';
-  let exits = 0;
+  let exits: number;
   try {
     end = runLoop({ ...env, headStart: performance.now() + HEAD_START_MAX_MS });
   } finally {

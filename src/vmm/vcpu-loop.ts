@@ -5,7 +5,7 @@
  * instruction emulator (src/emulate), which the vCPU threads bring along.
  */
 import * as C from '../kvm/constants.js';
-import { EINTR } from '../kvm/libc.js';
+import { EAGAIN, EINTR } from '../kvm/libc.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import type { IoBus, MmioBus } from './bus.js';
 import type { Arena } from './shared.js';
@@ -47,6 +47,8 @@ export interface LoopEnv {
   /**
    * The main thread's head start (head-start.ts): also return once vCPU 0's
    * own thread asks for it (CTL_HANDOFF) or after this time (performance.now()).
+   * Both are looked at when KVM_RUN was interrupted: the asking thread sets
+   * immediate_exit and signals, and a timer signals at the deadline.
    */
   headStart?: number;
 }
@@ -73,11 +75,14 @@ export function runLoop(env: LoopEnv): LoopEnd {
 
   for (;;) {
     if (Atomics.load(ctl, CTL_STOP) !== 0) return 'stopped';
-    if (env.headStart !== undefined && Atomics.load(ctl, CTL_HANDOFF) !== HANDOFF_NONE) return 'asked';
     const r = vcpu.enter();
     if (r < 0) {
-      if (-r === EINTR || -r === 11) {
-        if (env.headStart !== undefined && performance.now() > env.headStart) return 'time-up';
+      if (-r === EINTR || -r === EAGAIN) {
+        // A head start ends only on a signal (or immediate_exit): the exit path itself never checks for it.
+        if (env.headStart !== undefined) {
+          if (Atomics.load(ctl, CTL_HANDOFF) !== HANDOFF_NONE) return 'asked';
+          if (performance.now() > env.headStart) return 'time-up';
+        }
         checkIdle(env, base);
         continue;
       }
@@ -189,13 +194,13 @@ function handleOther(env: LoopEnv, reason: number): LoopEnd | undefined {
       const sub = run.getUint32(C.RUN_INTERNAL_SUBERROR, true);
       let what = `vCPU ${vcpu.id}: KVM internal error, suberror ${sub}`;
       if (sub === C.KVM_INTERNAL_ERROR_EMULATION) {
+        // The head start leaves it to the vCPU's thread: KVM_RUN there meets the same instruction again.
+        if (env.headStart !== undefined) return 'emulation';
         // KVM's emulator gave up: emulate the instruction (or deliver its exception) here, then resume.
         const ndata = run.getUint32(C.RUN_INTERNAL_NDATA, true);
         const flags = ndata > 0 ? run.getBigUint64(C.RUN_INTERNAL_DATA, true) : 0n;
         const n = flags & 1n ? Math.min(15, run.getUint8(C.RUN_EMUL_INSN_SIZE)) : 0;
         const insn = vcpu.runBytes.slice(C.RUN_EMUL_INSN_BYTES, C.RUN_EMUL_INSN_BYTES + n);
-        // The head start leaves it to the vCPU's thread: KVM_RUN there meets the same instruction again.
-        if (env.headStart !== undefined) return 'emulation';
         if (!env.mem || !env.emulate) {
           what = `vCPU ${vcpu.id}: instruction emulation failed (bytes: ${[...insn].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`;
         } else {
