@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,8 +8,12 @@ import {
   BlockError, blockLegacyConfig, closeBlock, defaultSerial, openBlock, openBlockResource, parseBlockOptions, parseSectorSize,
 } from './block.js';
 
+const dirs: string[] = [];
+after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+
 function tmpImage(size: number, fill = 0): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blk-'));
+  dirs.push(dir);
   const p = path.join(dir, 'disk.img');
   fs.writeFileSync(p, Buffer.alloc(size, fill));
   return p;

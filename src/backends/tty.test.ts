@@ -7,9 +7,11 @@ import { PassThrough } from 'node:stream';
 import { prepareTty, TtyInput, ttyWriter, type TtyResource } from './tty.js';
 import { testCtx } from '../devices/pci/pci-test-ctx.js';
 
-test('a file back-end is opened once and written from a writer built from the resource', () => {
+test('a file back-end is opened once and written from a writer built from the resource', (t) => {
   const { ctx } = testCtx();
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tty-')), 'out');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tty-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'out');
   fs.writeFileSync(file, '');
   prepareTty(ctx, 'lpc.com1', file);
   const r = ctx.resources.get('tty:lpc.com1') as TtyResource;

@@ -1,6 +1,6 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
@@ -14,6 +14,7 @@ import { HVM_START_MAGIC, MEMMAP_OFFSET, MODLIST_OFFSET } from './pvh.js';
 
 const MEM = 64 * MiB;
 const dir = mkdtempSync(join(tmpdir(), 'bhyve-ts-boot-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const E820: E820Entry[] = [
   { addr: 0, size: 0x9fc00, type: 1 },
   { addr: 0x9fc00, size: 0x400, type: 2 },

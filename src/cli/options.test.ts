@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from './options.js';
@@ -59,8 +59,9 @@ test('bad slots and devices name what is wrong', () => {
   assert.throws(() => parseArgs(['-p', '0-1', 'vm']), /expected vcpu:hostcpu/);
 });
 
-test('-c topology, -p pinning, -l bootrom, -o and -k', () => {
+test('-c topology, -p pinning, -l bootrom, -o and -k', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bhyve-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const f = join(dir, 'vm.conf');
   writeFileSync(f, '# a comment\nmemory.size=2G\n\nx86.mptable=false\n');
   const c = run(['-c', 'cpus=4,sockets=2,cores=2', '-p', '0:1', '-p', '0:0', '-l', 'bootrom,/rom.fd,/vars.fd', '-k', f, '-o', 'boot.cmdline=console=ttyS0', 'vm']);

@@ -1,16 +1,25 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import type { MachineContext } from '../vmm/context.js';
 import { testCtx } from './pci/pci-test-ctx.js';
 import { DEBUGCON_PORT, DEBUGCON_READBACK, DebugCon, prepareDebugCon } from './debugcon.js';
 
 const log = () => join(mkdtempSync(join(tmpdir(), 'debugcon-')), 'log');
 
-test('debug console: bytes to the sink, 0xE9 read back', () => {
+/** After the test: close the sink prepareDebugCon opened on `path`, remove its directory. */
+const cleanup = (t: TestContext, ctx: MachineContext, path: string) => t.after(() => {
+  const fd = ctx.resources.get('debugcon');
+  if (typeof fd === 'number') closeSync(fd);
+  rmSync(dirname(path), { recursive: true, force: true });
+});
+
+test('debug console: bytes to the sink, 0xE9 read back', (t) => {
   const path = log();
   const { ctx } = testCtx({ 'lpc.debugcon': path });
+  cleanup(t, ctx, path);
   prepareDebugCon(ctx);
   new DebugCon(ctx);
   for (const c of 'hi\n') ctx.io.write(DEBUGCON_PORT, 1, c.charCodeAt(0));
@@ -18,9 +27,10 @@ test('debug console: bytes to the sink, 0xE9 read back', () => {
   assert.equal(readFileSync(path, 'utf8'), 'hi\n');
 });
 
-test('debug console inside another device\'s range takes only byte accesses of 0x402', () => {
+test('debug console inside another device\'s range takes only byte accesses of 0x402', (t) => {
   const path = log();
   const { ctx } = testCtx({ 'lpc.debugcon': path });
+  cleanup(t, ctx, path);
   const seen: string[] = [];
   ctx.io.register(0x400, 4, {
     read: (off, size) => { seen.push(`r${off}/${size}`); return 0x1234; },

@@ -1,6 +1,6 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../kvm/memory.js';
@@ -8,6 +8,7 @@ import { BIOS_ALIAS_MAX, buildLayout, loadBootrom } from './layout.js';
 
 const MiB = 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'layout-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 function rom(size: number): string {
   const path = join(dir, `rom-${size}`);

@@ -6,7 +6,7 @@
  * functions and an ahci-cd) and bhyve's multi-port `ahci,hd:...,cd:...`
  * form; `ro`, `nocache`, `direct`; and the start-up errors.
  */
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -39,6 +39,7 @@ before(() => {
   execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'BHYVETS', '-o', iso, src], { stdio: ['ignore', 'ignore', 'pipe'] });
   isoBlocks = fs.statSync(iso).size / 2048;
 });
+after(() => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); });
 
 const where = (slot: number, fn: number, port: number): string =>
   `${slot.toString(16).padStart(2, '0')}.${fn}.${port.toString(16).padStart(2, '0')}`;

@@ -2,11 +2,14 @@
  * Unit-test scaffolding for the AHCI HBA: real guest memory (anonymous
  * mmap), disk images in a temporary directory opened through the block
  * back-end, the device built through its registration, and a tiny AHCI
- * driver that lays out command lists/tables in guest memory.
+ * driver that lays out command lists/tables in guest memory. What a test
+ * file opens and creates here is closed and removed after its tests.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { after } from 'node:test';
+import { isBlockResource } from '../../backends/block.js';
 import { GuestMemory } from '../../kvm/memory.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, mmap, PROT_READ, PROT_WRITE } from '../../kvm/libc.js';
 import type { Doorbell, MachineContext } from '../../vmm/context.js';
@@ -23,12 +26,17 @@ export const FB = (n: number): number => CLB(n) + 0x400;
 export const CTBA = (n: number, slot: number): number => 0x100000 + n * 0x10000 + slot * 0x400;
 export const DATA = 0x400000;
 
+/** Run last first: the images' fds are closed before their directories are removed. */
+const cleanups: (() => void)[] = [];
+after(() => { for (const f of cleanups.reverse()) f(); });
+
 function anon(size: number): bigint {
   return BigInt(mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) as number | bigint);
 }
 
 export function tmpFile(name: string, size: number, fill: (buf: Buffer) => void = () => {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ahci-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   const p = path.join(dir, name);
   const b = Buffer.alloc(size);
   fill(b);
@@ -61,6 +69,7 @@ export function makeAhci(device: string, opts: string, o: { async?: boolean; con
     return { fd: -1, ring: () => { test.rings++; }, bind: () => false };
   };
   const ctx: MachineContext = { ...t.ctx, mem, ...(o.async ? { doorbell } : {}) };
+  cleanups.push(() => { for (const r of ctx.resources.values()) if (isBlockResource(r)) fs.closeSync(r.fd); });
   const prefix = 'pci.0.4.0';
   const emu = findPci(device)!;
   ctx.config.set(`${prefix}.device`, device);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigTree } from '../../config/tree.js';
@@ -45,8 +45,9 @@ test('boot order: shared or malformed boot indexes and other buses are start-up 
   assert.throws(() => bootOrderEntries(tree({ 'pci.1.4.0.device': 'virtio-blk', 'pci.1.4.0.bootindex': '0' })), /bus 0/);
 });
 
-test('-f: string and file items, in command-line order', () => {
+test('-f: string and file items, in command-line order', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fwcfg-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'blob');
   writeFileSync(file, Uint8Array.of(1, 2, 3));
   const c = new ConfigTree();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareBlock, type BlockOptions } from '../../backends/block.js';
@@ -19,7 +19,7 @@ function disk(opts: BlockOptions = {}, content?: Uint8Array) {
   const path = join(dir, 'disk.img');
   writeFileSync(path, content ?? new Uint8Array(SIZE));
   const t = virtioTestCtx();
-  prepareBlock(t.ctx, PREFIX, path, opts);
+  const r = prepareBlock(t.ctx, PREFIX, path, opts);
   const dev = new VirtioBlk(t.ctx, PREFIX, { bus: 0, slot: 5, func: 0 });
   new PciRoot(t.ctx).add(dev);
   placeBars(dev);
@@ -40,7 +40,7 @@ function disk(opts: BlockOptions = {}, content?: Uint8Array) {
     return [t.ram[STATUS], u[0][1]];
   };
   const file = () => new Uint8Array(readFileSync(path));
-  const done = () => rmSync(dir, { recursive: true, force: true });
+  const done = () => { closeSync(r.fd); rmSync(dir, { recursive: true, force: true }); };
   return { t, dev, drv, req, file, done, path };
 }
 
