@@ -9,6 +9,7 @@ import { parseArgs } from './options.js';
 import { VirtualMachine } from '../vmm/vmm.js';
 import { ExitStatus } from '../vmm/context.js';
 import { trainingRun } from './code-cache.js';
+import { handOffTeardown } from '../kvm/teardown.js';
 import '../devices/all.js';
 
 async function fail(e: unknown): Promise<never> {
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
   if (process.env.BHYVE_EMUL_STATS === '1') await vm.settle(2000);
   // A guest may be done before the vCPU's thread has loaded: let it finish loading first (see vcpuThreadsSettled).
   await vcpuThreadsSettled();
+  // The kernel's destruction of the VM goes to a holder process (src/kvm/teardown.ts), not into this exit.
+  if (process.env.BHYVE_ASYNC_TEARDOWN !== '0') handOffTeardown(vm.vm.fd);
   process.exit(status);
 }
 

@@ -1,0 +1,45 @@
+/**
+ * The asynchronous teardown's holder: a child process makes a VM with the
+ * in-kernel irqchip and PIT, hands its fd off and exits. While the child
+ * lives, the holder has exactly fds 0-3, fd 3 being the VM; once the child
+ * is gone, the holder ends too (so the VM is destroyed).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+
+const CHILD = `
+import { Kvm, Vm } from ${JSON.stringify(here('./vm.js'))};
+import { handOffTeardown } from ${JSON.stringify(here('./teardown.js'))};
+import { readdirSync, readlinkSync } from 'node:fs';
+const vm = Vm.create(new Kvm());
+vm.createIrqchip();
+const pid = handOffTeardown(vm.fd);
+let fds = [], vmfd = '';
+for (let i = 0; i < 100 && pid; i++) {
+  try { fds = readdirSync('/proc/' + pid + '/fd').map(Number).sort((a, b) => a - b); vmfd = readlinkSync('/proc/' + pid + '/fd/3'); } catch {}
+  if (vmfd) break;
+  await new Promise((r) => setTimeout(r, 10));
+}
+console.log(JSON.stringify({ pid, fds, vmfd }));
+`;
+
+function gone(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}`)) return true;
+  try { return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return true; }
+}
+
+test('teardown: the holder keeps the VM fd as fd 3 and nothing else, and ends after the VMM', { skip: !existsSync('/dev/kvm') && 'no /dev/kvm on this host' }, async () => {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const { pid, fds, vmfd } = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { pid: number; fds: number[]; vmfd: string };
+  assert.ok(pid > 0, 'the holder did not start');
+  assert.deepEqual(fds, [0, 1, 2, 3]);
+  assert.equal(vmfd, 'anon_inode:kvm-vm');
+  for (let i = 0; i < 200 && !gone(pid); i++) await new Promise((res) => setTimeout(res, 10));
+  assert.ok(gone(pid), `holder ${pid} still running 2 s after the VMM exited: ${readdirSync('/proc').includes(String(pid))}`);
+});

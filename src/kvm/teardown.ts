@@ -1,0 +1,77 @@
+/**
+ * Asynchronous teardown: the kernel's destruction of a VM handed to a
+ * process of its own, so that the VMM's exit does not wait for it.
+ *
+ * When the last reference to a VM goes, KVM destroys it in the context of
+ * whoever dropped it: for a VMM that exits, in its exit path, before its
+ * parent sees it end. With the in-kernel PIT that takes ~20 ms on this
+ * machine class (the PIT's teardown waits for SRCU grace periods of the
+ * VM: its I/O devices and its interrupt-ack and mask notifiers), far more
+ * than a tiny guest's whole run. So at the end the VMM starts a holder,
+ * `/bin/cat`, with a duplicate of the VM fd as its fd 3 and the read end
+ * of a pipe as its standard input; the write end stays with the VMM
+ * (close-on-exec, never written). The VMM exits at once; the pipe's write
+ * end closes with it, `cat` reads end-of-file and exits, and its exit drops
+ * the last reference, so the VM is destroyed there. QEMU's
+ * `-run-with async-teardown=on` does the same for the address space.
+ *
+ * Everything else goes with the VMM as before: guest memory is the VMM's
+ * own mapping and is freed by its exit; the vCPU fds close with it. The
+ * holder has /dev/null for its output, no other fd, a session of its own
+ * (a terminal's ^C is not for it) and an empty signal mask. If it cannot
+ * be started, teardown happens in the VMM's exit as before.
+ */
+import { koffi } from './libc.js';
+
+const libc = koffi.load('libc.so.6');
+const pipe2 = libc.func('int pipe2(_Out_ int *fds, int flags)');
+const closeFd = libc.func('int close(int fd)');
+const faInit = libc.func('int posix_spawn_file_actions_init(void *fa)');
+const faDestroy = libc.func('int posix_spawn_file_actions_destroy(void *fa)');
+const faDup2 = libc.func('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)');
+const faOpen = libc.func('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, int mode)');
+const faCloseFrom = libc.func('int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)');
+const attrInit = libc.func('int posix_spawnattr_init(void *attr)');
+const attrDestroy = libc.func('int posix_spawnattr_destroy(void *attr)');
+const attrSetFlags = libc.func('int posix_spawnattr_setflags(void *attr, short flags)');
+const attrSetSigmask = libc.func('int posix_spawnattr_setsigmask(void *attr, void *sigmask)');
+const spawn = libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)');
+
+const HOLDER = '/bin/cat';
+const O_WRONLY = 1, O_CLOEXEC = 0o2000000;
+const POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
+/** glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on x86-64; room to spare. */
+const FA_SIZE = 256, ATTR_SIZE = 512, SIGSET_SIZE = 128;
+const HOLDER_VM_FD = 3;
+
+/**
+ * Start the holder of `vmFd` (see above). Returns its pid, or 0 when it
+ * could not be started (the VM is then destroyed by the VMM's exit).
+ * Call it once, just before the process exits.
+ */
+export function handOffTeardown(vmFd: number): number {
+  const fds = [0, 0];
+  if (pipe2(fds, O_CLOEXEC) !== 0) return 0;
+  const [readEnd] = fds;
+  const fa = Buffer.alloc(FA_SIZE);
+  const attr = Buffer.alloc(ATTR_SIZE);
+  const pid = [0];
+  let rc = -1;
+  if (faInit(fa) === 0) {
+    if (attrInit(attr) === 0) {
+      const ok = faDup2(fa, readEnd, 0) === 0
+        && faOpen(fa, 1, '/dev/null', O_WRONLY, 0) === 0
+        && faDup2(fa, 1, 2) === 0
+        && faDup2(fa, vmFd, HOLDER_VM_FD) === 0
+        && faCloseFrom(fa, HOLDER_VM_FD + 1) === 0
+        && attrSetFlags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK) === 0
+        && attrSetSigmask(attr, Buffer.alloc(SIGSET_SIZE)) === 0;
+      if (ok) rc = spawn(pid, HOLDER, fa, attr, ['cat', null], [null]);
+      attrDestroy(attr);
+    }
+    faDestroy(fa);
+  }
+  closeFd(readEnd);
+  // The write end (fds[1]) stays open until this process exits: that is the holder's signal.
+  return rc === 0 ? pid[0] : 0;
+}
