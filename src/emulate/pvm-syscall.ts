@@ -23,14 +23,23 @@ import { CpuState, CS, SS, RF, RSP, R11, GPR_KEYS, type VcpuPort } from './cpu.j
 import type { Regs } from '../kvm/vcpu.js';
 import { Mmu, fromBytes, type MemPort } from './mmu.js';
 import { decode, hexBytes } from './decoder.js';
+import { FaultLog } from './pvm-fault-log.js';
+import { writeSync } from 'node:fs';
 
 const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100;
-/** BHYVE_PVM_DEBUG=1: report user-mode faults on the NULL page with what the guest's own page tables hold at the TLS base (the open FS/TLS defect, README). */
+/**
+ * BHYVE_PVM_DEBUG=1: report user-mode faults that look like a lost TLS base
+ * (on the NULL page, in the upper half, or through FS far from its base)
+ * with what the guest's own page tables hold there and where the process's
+ * TLS image is in RAM (pvm-fault-log.ts): the open TLS defect, README.
+ */
 const DEBUG_NULL = process.env.BHYVE_PVM_DEBUG === '1';
 const PAGE = 4096n;
 const PF_VECTOR = 14;
 const INT3 = 0xcc;
 const PFERR_USER = 4n, PFERR_FETCH = 0x10n;
+const UPPER_HALF = 1n << 63n, FS_NEAR = 1n << 24n;
+const PREFIX_FS = 0x64;
 /** Zeroed general registers, for reading the special ones alone (made on first use: no work at load). */
 let noRegs: Regs | undefined;
 
@@ -44,6 +53,7 @@ export interface RepairOutcome { repaired: boolean; original: Uint8Array; cpu: C
 export class PvmSyscallRepair {
   /** Number of system calls repaired and #PF passed through, on this thread. */
   readonly counts = { syscalls: 0, faults: 0, installs: 0 };
+  private faultLog: FaultLog | undefined;
 
   constructor(private readonly words: Int32Array, private readonly mem: MemPort) {
     if (words.length < PVM_SYSCALL_WORDS) throw new RangeError('pvm-syscall: shared block too small');
@@ -109,14 +119,22 @@ export class PvmSyscallRepair {
   }
 
   /**
-   * A user process faulted on the NULL page: say where FS points, what the
-   * guest's page tables give for the TLS words below it (glibc's locale
-   * pointer is at FS-0x90), and what the faulting code is. If the tables
-   * hold a good pointer where the process read 0, its mapping was stale.
+   * A user process faulted: if it looks like a lost TLS base (the NULL page,
+   * the upper half, or an FS access far from FS), say where FS points (and
+   * what the process set it to, if seen), what the guest's page tables give
+   * for the TLS words below it (glibc's locale pointer is at FS-0x90), and
+   * what the faulting code is. A good pointer there where the process read 0
+   * would mean a stale mapping.
    */
-  private reportNull(vcpu: VcpuPort, cpu: CpuState, mmu: Mmu, err: bigint, rip: bigint): void {
+  private reportTlsFault(vcpu: VcpuPort, cpu: CpuState, mmu: Mmu, err: bigint, rip: bigint): void {
     const hex = (v: bigint | number) => '0x' + v.toString(16);
-    const fs = cpu.sregs.seg.fs.base;
+    const cr2 = cpu.sregs.cr2;
+    const fs = cpu.sregs.seg.fs;
+    let bytes: Uint8Array | undefined;
+    try { bytes = mmu.readLinear(rip, 8, { debug: true }); } catch { /* unmapped */ }
+    const viaFs = bytes !== undefined && bytes.subarray(0, 4).includes(PREFIX_FS);
+    const farFromFs = cr2 + FS_NEAR < fs.base || cr2 > fs.base + FS_NEAR;
+    if (!(cr2 < PAGE || cr2 >= UPPER_HALF || (viaFs && farFromFs))) return;
     const msr = vcpu.getMsrs([MSR_FS_BASE]).get(MSR_FS_BASE);
     const word = (lin: bigint): string => {
       try {
@@ -126,10 +144,85 @@ export class PvmSyscallRepair {
         return `unreadable (${(e as Error).message})`;
       }
     };
-    let code = '?';
-    try { code = hexBytes(mmu.readLinear(rip, 8, { debug: true })); } catch { /* unmapped */ }
-    process.stderr.write(`pvm: vCPU ${vcpu.id}: user #PF at ${hex(cpu.sregs.cr2)} err ${hex(err)} rip ${hex(rip)} [${code}] cr3 ${hex(cpu.sregs.cr3)}; ` +
-      `FS base ${hex(fs)} (MSR ${msr === undefined ? '?' : hex(msr)}); by the guest's tables [FS-0x90] = ${word(fs - 0x90n)}, [FS] = ${word(fs)}\n`);
+    const words = [-0x90n, -0x88n, -0x80n, 0n, 8n, 0x10n].map((d) => `[FS${d < 0n ? '-0x' + (-d).toString(16) : '+0x' + d.toString(16)}] = ${word(fs.base + d)}`).join(', ');
+    let xmm = '?';
+    try {
+      const xs = vcpu.getXsave();
+      xmm = Array.from({ length: 8 }, (_, i) => `xmm${i}=${xs.subarray(160 + 16 * i, 176 + 16 * i).toString('hex')}`).join(' ');
+    } catch { /* a diagnostic only */ }
+    const src = process.env.BHYVE_PVM_TLS_SRC ? ` source at ${process.env.BHYVE_PVM_TLS_SRC} = ${word(BigInt(process.env.BHYVE_PVM_TLS_SRC))}, ${word(BigInt(process.env.BHYVE_PVM_TLS_SRC) + 8n)};` : '';
+    // One synchronous write: a vCPU thread never returns to its event loop to flush a stream.
+    writeSync(2, `pvm: vCPU ${vcpu.id}: ${xmm};${src}\n` +
+      `pvm: vCPU ${vcpu.id}: TLS words ${words}; ${this.findTlsImage(mmu, fs.base)}; ` +
+      `faults seen on the TLS page ${hex((fs.base - 0x90n) & ~0xfffn)}: ${this.faultLog?.faultsOn(cpu, fs.base - 0x90n) ?? 'none'}\n` +
+      `pvm: vCPU ${vcpu.id}: user #PF at ${hex(cr2)} err ${hex(err)} rip ${hex(rip)} [${bytes ? hexBytes(bytes) : '?'}] cr3 ${hex(cpu.sregs.cr3)}; ` +
+      `FS selector ${hex(fs.selector)} base ${hex(fs.base)} (MSR ${msr === undefined ? '?' : hex(msr)}); ` +
+      `by the guest's tables [FS-0x90] = ${word(fs.base - 0x90n)}, [FS] = ${word(fs.base)}\n`);
+  }
+
+  /**
+   * Where the process's TLS initialisation image went: read PT_TLS from the
+   * ELF headers of the (non-PIE) program at 0x400000, and look through all
+   * of guest RAM for pages holding the image's first 16 bytes where this
+   * process's TLS block would start. A match other than the page the
+   * guest's tables give means the process's writes went to another page.
+   */
+  private findTlsImage(mmu: Mmu, fsBase: bigint): string {
+    try {
+      return this.findTlsImageOrThrow(mmu, fsBase);
+    } catch (e) {
+      return `TLS image not found (${(e as Error).message})`;
+    }
+  }
+
+  private findTlsImageOrThrow(mmu: Mmu, fsBase: bigint): string {
+    const PT_TLS = 7, BASE = 0x400000n;
+    const rd = (va: bigint, n: number) => mmu.readLinear(va, n, { debug: true });
+    let eh: Uint8Array;
+    try {
+      eh = rd(BASE, 64);
+    } catch {
+      // The ELF header's page is often not mapped: BHYVE_PVM_TLS_IMAGE=size:hex gives the image instead.
+      const [size, img] = (process.env.BHYVE_PVM_TLS_IMAGE ?? '').split(':');
+      if (!img) return 'the ELF header is not mapped (set BHYVE_PVM_TLS_IMAGE=size:hex)';
+      return this.scanFor(mmu, fsBase, BigInt(size), Uint8Array.from(Buffer.from(img, 'hex')));
+    }
+    if (eh[0] !== 0x7f || eh[1] !== 0x45) return 'no ELF at 0x400000';
+    const dv = new DataView(eh.buffer, eh.byteOffset, 64);
+    const phoff = dv.getBigUint64(0x20, true), phentsize = dv.getUint16(0x36, true), phnum = dv.getUint16(0x38, true);
+    for (let i = 0; i < phnum; i++) {
+      const ph = rd(BASE + phoff + BigInt(i * phentsize), 56);
+      const p = new DataView(ph.buffer, ph.byteOffset, 56);
+      if (p.getUint32(0, true) !== PT_TLS) continue;
+      const vaddr = p.getBigUint64(0x10, true), filesz = Number(p.getBigUint64(0x20, true));
+      const memsz = p.getBigUint64(0x28, true), align = p.getBigUint64(0x30, true) || 1n;
+      if (filesz < 16) return `TLS image of ${filesz} bytes`;
+      const size = (memsz + align - 1n) / align * align;
+      return this.scanFor(mmu, fsBase, size, rd(vaddr, 16));
+    }
+    return 'no PT_TLS';
+  }
+
+  /** Pages of RAM holding `image` where a TLS block of `size` bytes below `fsBase` would start. */
+  private scanFor(mmu: Mmu, fsBase: bigint, size: bigint, image: Uint8Array): string {
+    const start = fsBase - size;
+    const off = Number(start & 0xfffn);
+    if (off + 16 > 4096) return 'TLS image crosses a page';
+    const mapped = mmu.translate(start, { debug: true });
+    const hits: string[] = [];
+    for (const seg of this.mem.segments) {
+      for (let gpa = seg.gpa; gpa + 4096 <= seg.gpa + seg.size; gpa += 4096) {
+        const page = this.mem.slice(gpa, 4096);
+        if (!page || page[off] !== image[0]) continue;
+        let same = true;
+        for (let k = 1; k < 16 && same; k++) same = page[off + k] === image[k];
+        if (!same) continue;
+        const tcbOff = Number(fsBase & 0xfffn);
+        const tcb = tcbOff + 8 <= 4096 ? fromBytes(page.subarray(tcbOff, tcbOff + 8)) : -1n;
+        hits.push(`gpa 0x${(gpa + off).toString(16)}${gpa + off === mapped ? ' (mapped here)' : ''} with [FS]=0x${tcb.toString(16)}`);
+      }
+    }
+    return `TLS image (first ${image.length} bytes) at ${hits.length} place(s) in RAM where this block would start: ${hits.slice(0, 12).join('; ')}`;
   }
 
   /** Put the original byte back (when the guest moved its handler). */
@@ -160,8 +253,9 @@ export class PvmSyscallRepair {
     }
     const [err, rip, cs, , rsp] = frame;
     if ((cs & 3n) !== 3n || (err & (PFERR_USER | PFERR_FETCH)) !== (PFERR_USER | PFERR_FETCH)) {
-      if (DEBUG_NULL && (cs & 3n) === 3n && cpu.sregs.cr2 < PAGE) {
-        try { this.reportNull(vcpu, cpu, mmu, err, rip); } catch { /* a diagnostic only */ }
+      if (DEBUG_NULL && cpu.sregs.cr2 < UPPER_HALF) (this.faultLog ??= new FaultLog()).onFault(cpu, err, rip, Number(cs & 3n));
+      if (DEBUG_NULL && (cs & 3n) === 3n) {
+        try { this.reportTlsFault(vcpu, cpu, mmu, err, rip); } catch { /* a diagnostic only */ }
       }
       this.counts.faults++;
       return { repaired: false, original, cpu };
