@@ -59,6 +59,10 @@ for applet in $("$BB" --list-full); do
   ln -s /bin/busybox "$STAGE/$applet"
 done
 [[ -L "$STAGE/bin/sh" ]] || ln -s /bin/busybox "$STAGE/bin/sh"
+# No /sbin/modprobe: /init loads its modules with insmod, in order, and the
+# kernel's request_module() then starts no helper process during the boot
+# (on PVM hosts such early helpers have died of the TLS defect, README).
+rm -f "$STAGE/sbin/modprobe"
 
 # The modules without Debian's signatures: the kernel (no forced signing)
 # then loads them without hashing each one, which is minutes of SHA-256 where
@@ -86,12 +90,15 @@ cat > "$STAGE/init" <<EOF
 #!/bin/sh
 # bhyve-ts initramfs init
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=vt100
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
+# A command that fails is run up to twice more: on PVM hosts a freshly
+# started busybox now and then dies of the TLS defect (README).
+again() { "\$@" || "\$@" || "\$@"; }
+again mount -t proc proc /proc
+again mount -t sysfs sysfs /sys
+again mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /tmp
+again mount -t devpts devpts /dev/pts
+again mount -t tmpfs tmpfs /tmp
 [ -t 1 ] || exec </dev/console >/dev/console 2>&1
 hostname bhyve-ts
 # bhyve_ts_modules=0 on the kernel command line skips the modules (a guest
@@ -103,7 +110,7 @@ elif grep -q 'bhyve_ts_modules=0' /proc/cmdline; then
 else
   echo "init: loading modules"
   for m in \$(cat /lib/modules/load-order); do
-    insmod "/lib/modules/\$m" || echo "init: insmod \$m failed"
+    again insmod "/lib/modules/\$m" || echo "init: insmod \$m failed"
   done
 fi
 # Let device probing settle a moment (virtio, AHCI) before the prompt.

@@ -23,6 +23,9 @@ export const CMDLINE = 'console=ttyS0 earlyprintk=serial noxsave nowatchdog cryp
 /** The same without the initramfs's device modules (scripts/build-initramfs.sh skips them). */
 export const CMDLINE_NO_MODULES = `${CMDLINE} bhyve_ts_modules=0`;
 
+/** Lines worth showing whatever the tail holds: the VMM's PVM reports, bhyve's own, user segfaults, kernel oopses. */
+const NOTABLE = /^pvm: |^bhyve: |segfault at|\bBUG:|Oops|WARNING:|Kernel panic|emulation failure/;
+
 export class LinuxGuest {
   out = '';
   status: number | null = null;
@@ -34,7 +37,7 @@ export class LinuxGuest {
   constructor(args: string[], name: string, opts: { kernel?: string; initrd?: string; cmdline?: string; env?: NodeJS.ProcessEnv; netns?: string } = {}) {
     const all = [...args, '-o', `boot.kernel=${opts.kernel ?? VMLINUX}`, '-o', `boot.initrd=${opts.initrd ?? INITRD}`,
       '-o', `boot.cmdline=${opts.cmdline ?? CMDLINE}`, name];
-    // BHYVE_PVM_DEBUG: on PVM, a user fault on the NULL page is reported with FS and the TLS words (the open FS/TLS defect).
+    // BHYVE_PVM_DEBUG: on PVM, a user fault that looks like the TLS defect is reported with FS, the TLS words and more (README).
     this.child = spawnVmm(all, { ...opts, env: { BHYVE_PVM_DEBUG: '1', ...opts.env } });
     this.child.stdout.on('data', (s: string) => { this.out += s; });
     this.child.stderr.on('data', (s: string) => { this.out += s; });
@@ -70,9 +73,9 @@ export class LinuxGuest {
 
   /**
    * `sh`, run once more when the command's process died of a segmentation
-   * fault. On PVM a freshly exec'd busybox now and then starts with a stale
-   * TLS base (FS) and faults on its first TLS access: a known open defect
-   * (README, "User mode on PVM"). Each such fault is recorded in `segfaults`
+   * fault. On PVM a freshly exec'd busybox now and then finds its TLS block
+   * without the image glibc copied there and faults: a known open defect
+   * of the host (README, "the TLS defect"). Each such fault is recorded in `segfaults`
    * for the test to report; a second fault in a row is returned as output.
    */
   async shRetry(cmd: string, ms = 120_000): Promise<string | undefined> {
@@ -91,8 +94,14 @@ export class LinuxGuest {
     return m?.[1].replace(/\r/g, '');
   }
 
+  /**
+   * What a failure report shows: the VMM's and the kernel's lines about
+   * faults (which a 3000-character tail of a long boot may not reach), then
+   * the tail of the console.
+   */
   tail(n = 3000): string {
-    return this.out.slice(-n);
+    const notable = this.out.split('\n').filter((l) => NOTABLE.test(l)).slice(0, 20).map((l) => l.slice(0, 600));
+    return (notable.length ? `notable lines:\n${notable.join('\n')}\n--- tail:\n` : '') + this.out.slice(-n);
   }
 
   kill(): void {
