@@ -33,7 +33,7 @@ const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084, MSR
  * with what the guest's own page tables hold there and where the process's
  * TLS image is in RAM (pvm-fault-log.ts): the open TLS defect, README.
  */
-const DEBUG_NULL = process.env.BHYVE_PVM_DEBUG === '1';
+const DEBUG_TLS = process.env.BHYVE_PVM_DEBUG === '1';
 const PAGE = 4096n;
 const PF_VECTOR = 14;
 const INT3 = 0xcc;
@@ -119,12 +119,11 @@ export class PvmSyscallRepair {
   }
 
   /**
-   * A user process faulted: if it looks like a lost TLS base (the NULL page,
-   * the upper half, or an FS access far from FS), say where FS points (and
-   * what the process set it to, if seen), what the guest's page tables give
-   * for the TLS words below it (glibc's locale pointer is at FS-0x90), and
-   * what the faulting code is. A good pointer there where the process read 0
-   * would mean a stale mapping.
+   * A user process faulted: if it looks like the TLS defect (the NULL page,
+   * the upper half, or an FS access far from FS), say where FS points, what
+   * the guest's page tables give for the TLS words around it (glibc's locale
+   * pointer is at FS-0x90, the TCB at FS), the XMM registers, where the TLS
+   * image is in RAM, and what the faulting code is.
    */
   private reportTlsFault(vcpu: VcpuPort, cpu: CpuState, mmu: Mmu, err: bigint, rip: bigint): void {
     const hex = (v: bigint | number) => '0x' + v.toString(16);
@@ -156,8 +155,7 @@ export class PvmSyscallRepair {
       `pvm: vCPU ${vcpu.id}: TLS words ${words}; ${this.findTlsImage(mmu, fs.base)}; ` +
       `faults seen on the TLS page ${hex((fs.base - 0x90n) & ~0xfffn)}: ${this.faultLog?.faultsOn(cpu, fs.base - 0x90n) ?? 'none'}\n` +
       `pvm: vCPU ${vcpu.id}: user #PF at ${hex(cr2)} err ${hex(err)} rip ${hex(rip)} [${bytes ? hexBytes(bytes) : '?'}] cr3 ${hex(cpu.sregs.cr3)}; ` +
-      `FS selector ${hex(fs.selector)} base ${hex(fs.base)} (MSR ${msr === undefined ? '?' : hex(msr)}); ` +
-      `by the guest's tables [FS-0x90] = ${word(fs.base - 0x90n)}, [FS] = ${word(fs.base)}\n`);
+      `FS selector ${hex(fs.selector)} base ${hex(fs.base)} (MSR ${msr === undefined ? '?' : hex(msr)})\n`);
   }
 
   /**
@@ -253,8 +251,8 @@ export class PvmSyscallRepair {
     }
     const [err, rip, cs, , rsp] = frame;
     if ((cs & 3n) !== 3n || (err & (PFERR_USER | PFERR_FETCH)) !== (PFERR_USER | PFERR_FETCH)) {
-      if (DEBUG_NULL && cpu.sregs.cr2 < UPPER_HALF) (this.faultLog ??= new FaultLog()).onFault(cpu, err, rip, Number(cs & 3n));
-      if (DEBUG_NULL && (cs & 3n) === 3n) {
+      if (DEBUG_TLS && cpu.sregs.cr2 < UPPER_HALF) (this.faultLog ??= new FaultLog()).onFault(cpu, err, rip, Number(cs & 3n));
+      if (DEBUG_TLS && (cs & 3n) === 3n) {
         try { this.reportTlsFault(vcpu, cpu, mmu, err, rip); } catch { /* a diagnostic only */ }
       }
       this.counts.faults++;

@@ -21,24 +21,28 @@
  * (a terminal's ^C is not for it) and an empty signal mask. If it cannot
  * be started, teardown happens in the VMM's exit as before.
  */
-import { koffi } from './libc.js';
+import { close, koffi, O_CLOEXEC } from './libc.js';
 
-const libc = koffi.load('libc.so.6');
-const pipe2 = libc.func('int pipe2(_Out_ int *fds, int flags)');
-const closeFd = libc.func('int close(int fd)');
-const faInit = libc.func('int posix_spawn_file_actions_init(void *fa)');
-const faDestroy = libc.func('int posix_spawn_file_actions_destroy(void *fa)');
-const faDup2 = libc.func('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)');
-const faOpen = libc.func('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, int mode)');
-const faCloseFrom = libc.func('int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)');
-const attrInit = libc.func('int posix_spawnattr_init(void *attr)');
-const attrDestroy = libc.func('int posix_spawnattr_destroy(void *attr)');
-const attrSetFlags = libc.func('int posix_spawnattr_setflags(void *attr, short flags)');
-const attrSetSigmask = libc.func('int posix_spawnattr_setsigmask(void *attr, void *sigmask)');
-const spawn = libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)');
+/** The libc calls, declared on first use: bhyve loads this module at start-up but calls it once, at exit. */
+function spawnApi() {
+  const libc = koffi.load('libc.so.6');
+  return {
+    pipe2: libc.func('int pipe2(_Out_ int *fds, int flags)'),
+    faInit: libc.func('int posix_spawn_file_actions_init(void *fa)'),
+    faDestroy: libc.func('int posix_spawn_file_actions_destroy(void *fa)'),
+    faDup2: libc.func('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
+    faOpen: libc.func('int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int oflag, int mode)'),
+    faCloseFrom: libc.func('int posix_spawn_file_actions_addclosefrom_np(void *fa, int from)'),
+    attrInit: libc.func('int posix_spawnattr_init(void *attr)'),
+    attrDestroy: libc.func('int posix_spawnattr_destroy(void *attr)'),
+    attrSetFlags: libc.func('int posix_spawnattr_setflags(void *attr, short flags)'),
+    attrSetSigmask: libc.func('int posix_spawnattr_setsigmask(void *attr, void *sigmask)'),
+    spawn: libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)'),
+  };
+}
 
 const HOLDER = '/bin/cat';
-const O_WRONLY = 1, O_CLOEXEC = 0o2000000;
+const O_WRONLY = 1;
 const POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
 /** glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on x86-64; room to spare. */
 const FA_SIZE = 256, ATTR_SIZE = 512, SIGSET_SIZE = 128;
@@ -50,28 +54,29 @@ const HOLDER_VM_FD = 3;
  * Call it once, just before the process exits.
  */
 export function handOffTeardown(vmFd: number): number {
+  const c = spawnApi();
   const fds = [0, 0];
-  if (pipe2(fds, O_CLOEXEC) !== 0) return 0;
+  if (c.pipe2(fds, O_CLOEXEC) !== 0) return 0;
   const [readEnd] = fds;
   const fa = Buffer.alloc(FA_SIZE);
   const attr = Buffer.alloc(ATTR_SIZE);
   const pid = [0];
   let rc = -1;
-  if (faInit(fa) === 0) {
-    if (attrInit(attr) === 0) {
-      const ok = faDup2(fa, readEnd, 0) === 0
-        && faOpen(fa, 1, '/dev/null', O_WRONLY, 0) === 0
-        && faDup2(fa, 1, 2) === 0
-        && faDup2(fa, vmFd, HOLDER_VM_FD) === 0
-        && faCloseFrom(fa, HOLDER_VM_FD + 1) === 0
-        && attrSetFlags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK) === 0
-        && attrSetSigmask(attr, Buffer.alloc(SIGSET_SIZE)) === 0;
-      if (ok) rc = spawn(pid, HOLDER, fa, attr, ['cat', null], [null]);
-      attrDestroy(attr);
-    }
-    faDestroy(fa);
+  const faReady = c.faInit(fa) === 0;
+  const attrReady = faReady && c.attrInit(attr) === 0;
+  if (attrReady
+    && c.faDup2(fa, readEnd, 0) === 0
+    && c.faOpen(fa, 1, '/dev/null', O_WRONLY, 0) === 0
+    && c.faDup2(fa, 1, 2) === 0
+    && c.faDup2(fa, vmFd, HOLDER_VM_FD) === 0
+    && c.faCloseFrom(fa, HOLDER_VM_FD + 1) === 0
+    && c.attrSetFlags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK) === 0
+    && c.attrSetSigmask(attr, Buffer.alloc(SIGSET_SIZE)) === 0) {
+    rc = c.spawn(pid, HOLDER, fa, attr, ['cat', null], [null]);
   }
-  closeFd(readEnd);
+  if (attrReady) c.attrDestroy(attr);
+  if (faReady) c.faDestroy(fa);
+  close(readEnd);
   // The write end (fds[1]) stays open until this process exits: that is the holder's signal.
   return rc === 0 ? pid[0] : 0;
 }
