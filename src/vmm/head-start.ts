@@ -19,9 +19,34 @@ import {
 } from '../kvm/libc.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import {
-  runLoop, CTL_BASE, CTL_EXITS, CTL_HANDOFF, CTL_STOP, CTL_STRIDE, CTL_TID,
+  runLoop, CTL_BASE, CTL_BUILT, CTL_EXITS, CTL_HANDOFF, CTL_STOP, CTL_STRIDE, CTL_TID,
   HANDOFF_ASKED, HANDOFF_DONE, HANDOFF_FAILED, HANDOFF_NONE, type LoopEnd, type LoopEnv,
 } from './vcpu-loop.js';
+
+/**
+ * A test ordering (BHYVE_TEST_LATE_HANDOFF=1, tests/e2e/virtio.test.ts): the
+ * main thread starts vCPU 0 only once its own thread has built its devices,
+ * and that thread takes it over only once a BAR has moved on the main thread.
+ * That is the one interleaving in which the taking thread's buses lag behind
+ * the guest, which a loaded host produces only now and then.
+ */
+const LATE_HANDOFF = process.env.BHYVE_TEST_LATE_HANDOFF === '1';
+const LATE_HANDOFF_WAIT_MS = 2000;
+
+/** Main thread, test ordering only: wait until vCPU 0's thread has built its devices. */
+function waitBuilt(ctl: Int32Array): void {
+  if (LATE_HANDOFF) Atomics.wait(ctl, CTL_BUILT, 0, LATE_HANDOFF_WAIT_MS);
+}
+
+/** vCPU 0's thread, test ordering only: say the devices are built, then wait for a BAR to move. */
+export function lateHandoff(ctl: Int32Array, generation: () => number): void {
+  if (!LATE_HANDOFF) return;
+  const g = generation();
+  Atomics.store(ctl, CTL_BUILT, 1);
+  Atomics.notify(ctl, CTL_BUILT);
+  const until = performance.now() + LATE_HANDOFF_WAIT_MS;
+  while (generation() === g && performance.now() < until) Atomics.wait(ctl, CTL_BUILT, 1, 1);
+}
 
 /** How often the vCPU's thread signals the main thread while it waits for it to let go (ms). */
 const KICK_EVERY_MS = 20;
@@ -44,6 +69,7 @@ export function runHeadStart(env: LoopEnv): { end: LoopEnd | 'failed'; exits: nu
   const { ctl } = env;
   const slot = CTL_BASE + env.vcpu.id * CTL_STRIDE;
   Atomics.store(ctl, slot + CTL_TID, gettid());
+  waitBuilt(ctl);
   const alarm = threadAlarm(HEAD_START_MAX_MS, LIMIT_REPEAT_MS);
   let end: LoopEnd | 'failed';
   let exits: number;

@@ -20,6 +20,8 @@ export const CTL_GO = 1; // global: set when the vCPUs may run
 /** Global: the hand-over of vCPU 0 from the main thread to its own (see head-start.ts). */
 export const CTL_HANDOFF = 2;
 export const HANDOFF_NONE = 0, HANDOFF_ASKED = 1, HANDOFF_DONE = 2, HANDOFF_FAILED = 3;
+/** Global: set once vCPU 0's thread has built its devices (only the test ordering of head-start.ts uses it). */
+export const CTL_BUILT = 3;
 export const CTL_BASE = 4; // then, per vCPU: [exits, idle, tid, pad]
 export const CTL_STRIDE = 4;
 export const CTL_EXITS = 0, CTL_IDLE = 1, CTL_TID = 2;
@@ -70,7 +72,11 @@ export function runLoop(env: LoopEnv): LoopEnd {
   const run = vcpu.run;
   const bytes = vcpu.runBytes;
   const base = CTL_BASE + vcpu.id * CTL_STRIDE;
-  let generation = arena.generation;
+  // -1, not the arena's current generation: this thread's buses were built
+  // earlier (a worker builds them, then waits out the head start), and a BAR
+  // may have moved in between. The first dispatch re-registers (cheap when
+  // nothing moved: the PCI root keeps the generation its buses match).
+  let generation = -1;
   let sinceCheck = 0;
 
   for (;;) {
@@ -230,11 +236,11 @@ function lockedMmio(env: LoopEnv) {
   return {
     read: (gpa: number, size: number): number | undefined => {
       env.arena.lock();
-      try { return env.mmio.read(gpa, size); } finally { env.arena.unlock(); }
+      try { env.resync(); return env.mmio.read(gpa, size); } finally { env.arena.unlock(); }
     },
     write: (gpa: number, size: number, value: number): void => {
       env.arena.lock();
-      try { env.mmio.write(gpa, size, value); } finally { env.arena.unlock(); }
+      try { env.resync(); env.mmio.write(gpa, size, value); } finally { env.arena.unlock(); }
     },
   };
 }

@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { Vcpu } from '../kvm/vcpu.js';
 import { gettid, sched_setaffinity } from '../kvm/libc.js';
-import { takeOver, giveUp } from './head-start.js';
+import { takeOver, giveUp, lateHandoff } from './head-start.js';
 import { Machine, type MachineInit } from './machine.js';
 import { pvmHost } from '../kvm/vm.js';
 import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID, CTL_PVM } from './vcpu-loop.js';
@@ -51,6 +51,7 @@ function main(data: VcpuThreadData): void {
   if (data.cpuset.length) pin(data.id, data.cpuset);
   if (data.headStart) {
     post({ t: 'ready', id: data.id });
+    lateHandoff(ctl, () => machine.arena.generation);
     takeOver(ctl, vcpu);
   } else {
     Atomics.store(ctl, CTL_BASE + data.id * CTL_STRIDE + CTL_TID, gettid());

@@ -26,8 +26,8 @@ function image(): { dir: string; path: string; content: Uint8Array } {
   return { dir, path, content };
 }
 
-function runBlk(guest: string, disk: string, extra: string[] = []): Promise<RunResult> {
-  return boot(romArgs(guest, extra, ['-s', '0,hostbridge', '-s', `3,virtio-blk,${disk}`, '-s', '31,lpc']));
+function runBlk(guest: string, disk: string, extra: string[] = [], env?: Record<string, string>): Promise<RunResult> {
+  return boot(romArgs(guest, extra, ['-s', '0,hostbridge', '-s', `3,virtio-blk,${disk}`, '-s', '31,lpc']), { env });
 }
 
 const line = (r: RunResult, prefix: string): string | undefined => r.lines.find((l) => l.startsWith(prefix));
@@ -86,10 +86,14 @@ function checkFile(path: string, before: Uint8Array): void {
   assert.deepEqual(after.subarray(5120), before.subarray(5120), 'the rest untouched');
 }
 
-const cases: { name: string; guest: string; extra?: string[]; irq: string; legacy?: boolean }[] = [
+const cases: { name: string; guest: string; extra?: string[]; irq: string; legacy?: boolean; env?: Record<string, string> }[] = [
   { name: 'modern interface, MSI-X', guest: 'vblk', irq: 'msix' },
   { name: 'modern interface, MSI (-W)', guest: 'vblk', extra: ['-W'], irq: 'msi' },
   { name: 'modern interface, INTx', guest: 'vblk-intx', irq: 'intx' },
+  // vCPU 0's thread built its buses before the guest turned memory decoding
+  // on during the head start: it must map the BARs before its first exit (a
+  // loaded CI host once gave all-ones registers here).
+  { name: 'modern interface, INTx, vCPU 0 taken over after its BARs moved', guest: 'vblk-intx', irq: 'intx', env: { BHYVE_TEST_LATE_HANDOFF: '1' } },
   { name: 'legacy interface, MSI-X', guest: 'vblk-legacy', irq: 'msix', legacy: true },
 ];
 
@@ -98,7 +102,7 @@ for (const c of cases) {
     if (skipWithoutKvm(t)) return;
     const img = image();
     try {
-      const r = await runBlk(c.guest, `${img.path},ser=E2ESERIAL`, c.extra);
+      const r = await runBlk(c.guest, `${img.path},ser=E2ESERIAL`, c.extra, c.env);
       checkBlk(r, c);
       assert.equal(line(r, 'serial'), "serial 'E2ESERIAL'", describe(r));
       checkFile(img.path, img.content);
