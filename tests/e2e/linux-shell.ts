@@ -25,10 +25,14 @@ export const CMDLINE_NO_MODULES = `${CMDLINE} bhyve_ts_modules=0`;
 
 /** Lines worth showing whatever the tail holds: the VMM's PVM reports, bhyve's own, user segfaults, kernel oopses. */
 const NOTABLE = /^pvm: |^bhyve: |segfault at|\bBUG:|Oops|WARNING:|Kernel panic|emulation failure/;
+/** The kernel's last line after a panic: nothing the test waits for can come after it. */
+const PANICKED = /---\[ end Kernel panic/;
 
 export class LinuxGuest {
   out = '';
   status: number | null = null;
+  /** The kernel panicked: waits end at once (see PANICKED). */
+  panicked = false;
   readonly closed: Promise<number | null>;
   private readonly child: ChildProcessWithoutNullStreams;
   private seq = 0;
@@ -39,25 +43,29 @@ export class LinuxGuest {
       '-o', `boot.cmdline=${opts.cmdline ?? CMDLINE}`, name];
     // BHYVE_PVM_DEBUG: on PVM, a user fault that looks like the TLS defect is reported with FS, the TLS words and more (README).
     this.child = spawnVmm(all, { ...opts, env: { BHYVE_PVM_DEBUG: '1', ...opts.env } });
-    this.child.stdout.on('data', (s: string) => { this.out += s; });
+    this.child.stdout.on('data', (s: string) => {
+      this.out += s;
+      // Only the new text and a line's worth before it: a chunk may split the line.
+      if (!this.panicked && PANICKED.test(this.out.slice(-(s.length + 80)))) this.panicked = true;
+    });
     this.child.stderr.on('data', (s: string) => { this.out += s; });
     this.closed = new Promise((resolve) => this.child.on('close', (code) => { this.status = code; resolve(code); }));
   }
 
   get pid(): number { return this.child.pid ?? -1; }
 
-  /** Resolves with the match once `re` matches the output so far; undefined on timeout or exit. */
+  /** Resolves with the match once `re` matches the output so far; undefined on timeout, exit or a kernel panic. */
   waitFor(re: RegExp, ms: number, from = 0): Promise<RegExpMatchArray | undefined> {
     return new Promise((resolve) => {
       const test = () => re.exec(this.out.slice(from)) ?? undefined;
       const now = test();
-      if (now || this.status !== null) return resolve(now);
+      if (now || this.status !== null || this.panicked) return resolve(now);
       const done = (m: RegExpMatchArray | undefined) => {
         clearTimeout(timer);
         this.child.stdout.off('data', on);
         resolve(m);
       };
-      const on = () => { const m = test(); if (m) done(m); };
+      const on = () => { const m = test(); if (m || this.panicked) done(m); };
       const timer = setTimeout(() => done(test()), ms);
       this.child.stdout.on('data', on);
       void this.closed.then(() => done(test()));
