@@ -23,7 +23,7 @@ import { CpuState, CS, SS, RF, RSP, R11, GPR_KEYS, type VcpuPort } from './cpu.j
 import type { Regs } from '../kvm/vcpu.js';
 import { Mmu, fromBytes, type MemPort } from './mmu.js';
 import { decode, hexBytes } from './decoder.js';
-import { FaultLog } from './pvm-fault-log.js';
+import { FaultLog, FAULT_LOG_WORDS } from './pvm-fault-log.js';
 import { writeSync } from 'node:fs';
 
 const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100;
@@ -31,7 +31,7 @@ const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084, MSR
  * BHYVE_PVM_DEBUG=1: report user-mode faults that look like a lost TLS base
  * (on the NULL page, in the upper half, or through FS far from its base)
  * with what the guest's own page tables hold there and where the process's
- * TLS image is in RAM (pvm-fault-log.ts): the open TLS defect, README.
+ * TLS image is in RAM (pvm-fault-log.ts): the TLS defect, README.
  */
 const DEBUG_TLS = process.env.BHYVE_PVM_DEBUG === '1';
 const PAGE = 4096n;
@@ -44,8 +44,9 @@ const PREFIX_FS = 0x64;
 let noRegs: Regs | undefined;
 
 /** Layout of the shared words. */
-const W_STATE = 0, W_VA = 1, W_GPA = 3, W_LEN = 5, W_ORIG = 6;
-export const PVM_SYSCALL_WORDS = W_ORIG + 4;
+const W_STATE = 0, W_VA = 1, W_GPA = 3, W_LEN = 5, W_ORIG = 6, W_FAULT_LOG = 10;
+/** The hook's words, then the fault log's (pvm-fault-log.ts; used only with BHYVE_PVM_DEBUG=1). */
+export const PVM_SYSCALL_WORDS = W_FAULT_LOG + FAULT_LOG_WORDS;
 
 /** `original`: the handler's first instruction, to emulate when not repaired; `cpu`: the registers read for it. */
 export interface RepairOutcome { repaired: boolean; original: Uint8Array; cpu: CpuState }
@@ -53,10 +54,11 @@ export interface RepairOutcome { repaired: boolean; original: Uint8Array; cpu: C
 export class PvmSyscallRepair {
   /** Number of system calls repaired and #PF passed through, on this thread. */
   readonly counts = { syscalls: 0, faults: 0, installs: 0 };
-  private faultLog: FaultLog | undefined;
+  private readonly faultLog: FaultLog | undefined;
 
   constructor(private readonly words: Int32Array, private readonly mem: MemPort) {
     if (words.length < PVM_SYSCALL_WORDS) throw new RangeError('pvm-syscall: shared block too small');
+    if (DEBUG_TLS) this.faultLog = new FaultLog(words.subarray(W_FAULT_LOG, W_FAULT_LOG + FAULT_LOG_WORDS));
   }
 
   private get installed(): boolean { return Atomics.load(this.words, W_STATE) === 1; }
@@ -153,7 +155,7 @@ export class PvmSyscallRepair {
     // One synchronous write: a vCPU thread never returns to its event loop to flush a stream.
     writeSync(2, `pvm: vCPU ${vcpu.id}: ${xmm};${src}\n` +
       `pvm: vCPU ${vcpu.id}: TLS words ${words}; ${this.findTlsImage(mmu, fs.base)}; ` +
-      `faults seen on the TLS page ${hex((fs.base - 0x90n) & ~0xfffn)}: ${this.faultLog?.faultsOn(cpu, fs.base - 0x90n) ?? 'none'}\n` +
+      `faults on the TLS page ${hex((fs.base - 0x90n) & ~0xfffn)}: ${this.faultLog?.faultsOn(cpu, fs.base - 0x90n) ?? 'none'}\n` +
       `pvm: vCPU ${vcpu.id}: user #PF at ${hex(cr2)} err ${hex(err)} rip ${hex(rip)} [${bytes ? hexBytes(bytes) : '?'}] cr3 ${hex(cpu.sregs.cr3)}; ` +
       `FS selector ${hex(fs.selector)} base ${hex(fs.base)} (MSR ${msr === undefined ? '?' : hex(msr)})\n`);
   }
@@ -251,7 +253,7 @@ export class PvmSyscallRepair {
     }
     const [err, rip, cs, , rsp] = frame;
     if ((cs & 3n) !== 3n || (err & (PFERR_USER | PFERR_FETCH)) !== (PFERR_USER | PFERR_FETCH)) {
-      if (DEBUG_TLS && cpu.sregs.cr2 < UPPER_HALF) (this.faultLog ??= new FaultLog()).onFault(cpu, err, rip, Number(cs & 3n));
+      if (this.faultLog && cpu.sregs.cr2 < UPPER_HALF) this.faultLog.onFault(cpu, vcpu.id, err, rip, Number(cs & 3n));
       if (DEBUG_TLS && (cs & 3n) === 3n) {
         try { this.reportTlsFault(vcpu, cpu, mmu, err, rip); } catch { /* a diagnostic only */ }
       }

@@ -44,7 +44,7 @@ async function shell(vm: LinuxGuest, what: string): Promise<void> {
   assert.ok(await vm.waitFor(new RegExp(SHELL_READY), BOOT_MS), `${what}: no shell\n${vm.tail()}`);
 }
 
-/** Commands that had to run twice (the open FS/TLS defect on PVM, see LinuxGuest.shRetry): said, not hidden. */
+/** Commands that had to run twice (on PVM the TLS defect, now found, see LinuxGuest.shRetry): said, not hidden. */
 function report(t: { diagnostic(s: string): void }, vm: LinuxGuest, which: string): void {
   if (!vm.segfaults.length) return;
   const line = `${which}: ${vm.segfaults.length} command(s) segfaulted once and were run again: ${vm.segfaults.join('; ')}`;

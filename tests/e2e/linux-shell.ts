@@ -18,8 +18,14 @@ export const SHELL_READY = 'bhyve-ts initramfs ready';
 export const PVM = existsSync('/sys/module/kvm_pvm');
 /** Kernel-mode code runs through KVM's instruction emulator on PVM: a boot takes minutes there. */
 export const BOOT_MS = PVM ? 45 * 60_000 : 5 * 60_000;
-/** cryptomgr.notests, rodata=off: the crypto self-tests and the W+X page-table walk are pure computation, minutes of it through an emulator. */
-export const CMDLINE = 'console=ttyS0 earlyprintk=serial noxsave nowatchdog cryptomgr.notests rodata=off bhyve_ts_test=1';
+/**
+ * cryptomgr.notests, rodata=off: the crypto self-tests and the W+X page-table
+ * walk are pure computation, minutes of it through an emulator. Never
+ * `noxsave`: on PVM user code runs natively with the host's AVX-512 (glibc's
+ * memcpy uses ymm16/17), and a kernel without XSAVE does not save those
+ * registers across a context switch (README, the TLS defect).
+ */
+export const CMDLINE = 'console=ttyS0 earlyprintk=serial nowatchdog cryptomgr.notests rodata=off bhyve_ts_test=1';
 /** The same without the initramfs's device modules (scripts/build-initramfs.sh skips them). */
 export const CMDLINE_NO_MODULES = `${CMDLINE} bhyve_ts_modules=0`;
 
