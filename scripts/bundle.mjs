@@ -62,7 +62,8 @@ const shims = {
 
 // Only vCPU threads run the instruction emulator (src/emulate/); the command
 // (which runs the vCPU loop without it at first: src/vmm/head-start.ts) and
-// the I/O thread take the loop and a few constants from those modules.
+// the I/O thread take the loop and a few constants from those modules
+// (pvm-syscall's and pvm-fault-log's sizes of the shared control block).
 // Declared free of side effects there, the rest is left out: less to load,
 // and no opcode tables built for nothing.
 const VCPU_ONLY = /dist\/src\/(emulate\/[^/]+|vmm\/vcpu-loop)\.js$/;
@@ -89,7 +90,7 @@ const lean = await build({ ...code, entryPoints: rest, plugins: [shims, vcpuOnly
 // Emulator code that still made it in is used there after all: its modules
 // register handlers as they load, so build those bundles whole instead.
 const leaked = Object.values(lean.metafile.outputs).flatMap((o) => Object.entries(o.inputs))
-  .filter(([path, i]) => VCPU_ONLY.test(path) && i.bytesInOutput > 0 && !/(vcpu-loop|pvm-syscall)\.js$/.test(path));
+  .filter(([path, i]) => VCPU_ONLY.test(path) && i.bytesInOutput > 0 && !/(vcpu-loop|pvm-syscall|pvm-fault-log)\.js$/.test(path));
 if (leaked.length) {
   console.warn(`bundle: ${leaked.map(([p]) => p).join(', ')} used outside vCPU threads; bundling the emulator whole`);
   await build({ ...code, entryPoints: rest, plugins: [shims] });

@@ -9,6 +9,7 @@
  * shared words that every vCPU thread writes.
  */
 import type { CpuState } from './cpu.js';
+import { getU64, setU64 } from './shared-words.js';
 
 const CR3_ADDR = 0x000ffffffffff000n;
 const hex = (v: bigint | number) => '0x' + v.toString(16);
@@ -32,10 +33,10 @@ export class FaultLog {
   onFault(cpu: CpuState, vcpu: number, err: bigint, rip: bigint, cpl: number): void {
     const seq = Atomics.add(this.words, W_NEXT, 1);
     const o = W_RING + (seq % ENTRIES) * ENTRY_WORDS;
-    this.set64(o + E_CR3, cpu.sregs.cr3 & CR3_ADDR);
-    this.set64(o + E_PAGE, cpu.sregs.cr2 & ~0xfffn);
+    setU64(this.words, o + E_CR3, cpu.sregs.cr3 & CR3_ADDR);
+    setU64(this.words, o + E_PAGE, cpu.sregs.cr2 & ~0xfffn);
     this.words[o + E_ERR] = Number(err & 0xffffn);
-    this.set64(o + E_RIP, rip);
+    setU64(this.words, o + E_RIP, rip);
     this.words[o + E_VCPU] = vcpu;
     this.words[o + E_CPL] = cpl;
     Atomics.store(this.words, o + E_SEQ, seq + 1); // 0: never written
@@ -50,22 +51,13 @@ export class FaultLog {
     for (let i = 0; i < ENTRIES; i++) {
       const o = W_RING + i * ENTRY_WORDS;
       const seq = Atomics.load(this.words, o + E_SEQ);
-      if (seq === 0 || this.get64(o + E_CR3) !== cr3) continue;
+      if (seq === 0 || getU64(this.words, o + E_CR3) !== cr3) continue;
       ofProcess++;
-      if (this.get64(o + E_PAGE) !== page) continue;
-      hits.push([seq - 1, `#${seq - 1} vCPU ${this.words[o + E_VCPU]} err ${hex(this.words[o + E_ERR])} rip ${hex(this.get64(o + E_RIP))} cpl ${this.words[o + E_CPL]}`]);
+      if (getU64(this.words, o + E_PAGE) !== page) continue;
+      hits.push([seq - 1, `#${seq - 1} vCPU ${this.words[o + E_VCPU]} err ${hex(this.words[o + E_ERR])} rip ${hex(getU64(this.words, o + E_RIP))} cpl ${this.words[o + E_CPL]}`]);
     }
     hits.sort((a, b) => a[0] - b[0]);
     return (hits.length ? hits.map(([, s]) => s).join('; ') : 'none seen') +
       ` (of ${ofProcess} faults of this process in the log; the next is #${this.now})`;
-  }
-
-  private set64(i: number, v: bigint): void {
-    this.words[i] = Number(v & 0xffffffffn) | 0;
-    this.words[i + 1] = Number((v >> 32n) & 0xffffffffn) | 0;
-  }
-
-  private get64(i: number): bigint {
-    return BigInt(this.words[i] >>> 0) | (BigInt(this.words[i + 1] >>> 0) << 32n);
   }
 }

@@ -24,6 +24,7 @@ import type { Regs } from '../kvm/vcpu.js';
 import { Mmu, fromBytes, type MemPort } from './mmu.js';
 import { decode, hexBytes } from './decoder.js';
 import { FaultLog, FAULT_LOG_WORDS } from './pvm-fault-log.js';
+import { getU64, setU64 } from './shared-words.js';
 import { writeSync } from 'node:fs';
 
 const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_FMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100;
@@ -62,15 +63,8 @@ export class PvmSyscallRepair {
   }
 
   private get installed(): boolean { return Atomics.load(this.words, W_STATE) === 1; }
-  private get va(): bigint { return this.u64(W_VA); }
-  private get gpa(): number { return Number(this.u64(W_GPA)); }
-  private u64(i: number): bigint {
-    return BigInt(this.words[i] >>> 0) | (BigInt(this.words[i + 1] >>> 0) << 32n);
-  }
-  private setU64(i: number, v: bigint): void {
-    this.words[i] = Number(v & 0xffffffffn) | 0;
-    this.words[i + 1] = Number(v >> 32n) | 0;
-  }
+  private get va(): bigint { return getU64(this.words, W_VA); }
+  private get gpa(): number { return Number(getU64(this.words, W_GPA)); }
   private original(): Uint8Array {
     const out = new Uint8Array(16);
     for (let i = 0; i < 4; i++) new DataView(out.buffer).setInt32(i * 4, this.words[W_ORIG + i], true);
@@ -113,8 +107,8 @@ export class PvmSyscallRepair {
     const dv = new DataView(orig.buffer);
     for (let i = 0; i < 4; i++) this.words[W_ORIG + i] = dv.getInt32(i * 4, true);
     this.words[W_LEN] = len;
-    this.setU64(W_VA, handler);
-    this.setU64(W_GPA, BigInt(gpa));
+    setU64(this.words, W_VA, handler);
+    setU64(this.words, W_GPA, BigInt(gpa));
     ram[0] = INT3;
     Atomics.store(this.words, W_STATE, 1);
     this.counts.installs++;

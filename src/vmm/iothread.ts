@@ -52,7 +52,6 @@ function main(data: IoThreadData): void {
   const events = Buffer.alloc(EPOLL_EVENT_SIZE * MAX_EVENTS);
   const counter = Buffer.alloc(8);
   const ready: number[] = [];
-  let generation = -1; // the machine was built before this point: a BAR may have moved since
   for (;;) {
     const n = epoll_wait(ep, events, MAX_EVENTS, -1) as number;
     if (n < 0) {
@@ -72,7 +71,7 @@ function main(data: IoThreadData): void {
       const s = sources[tag];
       arena.lock();
       try {
-        if (arena.generation !== generation) { generation = arena.generation; machine.resync(); }
+        machine.resync();
         s.handler();
       } catch (e) {
         throw new Error(`${s.name}: ${(e as Error).message}`, { cause: e });

@@ -37,7 +37,10 @@ export interface LoopEnv {
   ctl: Int32Array;
   strictIo: boolean;
   strictMsr: boolean;
-  /** Re-register buses after a layout change (BAR moves). */
+  /**
+   * Re-register this thread's buses if a BAR moved since they were last
+   * registered (cheap otherwise); called under the lock before every dispatch.
+   */
   resync: () => void;
   /** Stop the VM with a status; returns after recording it. */
   exit: (status: ExitStatus, why: string) => void;
@@ -72,11 +75,6 @@ export function runLoop(env: LoopEnv): LoopEnd {
   const run = vcpu.run;
   const bytes = vcpu.runBytes;
   const base = CTL_BASE + vcpu.id * CTL_STRIDE;
-  // -1, not the arena's current generation: this thread's buses were built
-  // earlier (a worker builds them, then waits out the head start), and a BAR
-  // may have moved in between. The first dispatch re-registers (cheap when
-  // nothing moved: the PCI root keeps the generation its buses match).
-  let generation = -1;
   let sinceCheck = 0;
 
   for (;;) {
@@ -111,7 +109,7 @@ export function runLoop(env: LoopEnv): LoopEnd {
       let off = run.getUint32(C.RUN_IO_DATA_OFFSET, true); // an offset into the run page: the high half is 0
       arena.lock();
       try {
-        if (arena.generation !== generation) { generation = arena.generation; env.resync(); }
+        env.resync();
         for (let i = 0; i < count; i++, off += size) {
           if (out) {
             const v = size === 1 ? bytes[off] : size === 2 ? run.getUint16(off, true) : run.getUint32(off, true);
@@ -137,7 +135,7 @@ export function runLoop(env: LoopEnv): LoopEnd {
       const write = run.getUint8(C.RUN_MMIO_IS_WRITE) !== 0;
       arena.lock();
       try {
-        if (arena.generation !== generation) { generation = arena.generation; env.resync(); }
+        env.resync();
         mmioAccess(env, addr, len, write);
       } finally {
         arena.unlock();

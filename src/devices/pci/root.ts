@@ -73,7 +73,11 @@ export class PciRoot {
   private readonly ecamDev: BusDevice;
   private readonly mem64Base: number;
   private windowList: BusWindows[] = [];
-  /** Per thread on purpose: the arena generation this thread's buses match. */
+  /**
+   * Per thread on purpose: the arena generation this thread's buses match,
+   * the only record of it (the loops call `resync` before every dispatch:
+   * a thread's buses may have been built before a BAR moved).
+   */
   private seenGeneration = -1;
   /** The LPC bridge, when one is configured (set by it). */
   lpc: PciFunction | undefined;
