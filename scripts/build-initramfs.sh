@@ -61,7 +61,8 @@ done
 [[ -L "$STAGE/bin/sh" ]] || ln -s /bin/busybox "$STAGE/bin/sh"
 # No /sbin/modprobe: /init loads its modules with insmod, in order, and the
 # kernel's request_module() then starts no helper process during the boot
-# (on PVM hosts such early helpers have died of the TLS defect, README).
+# (there is no modules.dep for one to use, and where kernel code is emulated
+# each such exec costs seconds).
 rm -f "$STAGE/sbin/modprobe"
 
 # The modules without Debian's signatures: the kernel (no forced signing)
@@ -90,15 +91,12 @@ cat > "$STAGE/init" <<EOF
 #!/bin/sh
 # bhyve-ts initramfs init
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=vt100
-# A command that fails is run up to twice more: on PVM hosts a freshly
-# started busybox now and then dies of the TLS defect (README).
-again() { "\$@" || "\$@" || "\$@"; }
-again mount -t proc proc /proc
-again mount -t sysfs sysfs /sys
-again mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
-again mount -t devpts devpts /dev/pts
-again mount -t tmpfs tmpfs /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
 [ -t 1 ] || exec </dev/console >/dev/console 2>&1
 hostname bhyve-ts
 # bhyve_ts_modules=0 on the kernel command line skips the modules (a guest
@@ -110,7 +108,7 @@ elif grep -q 'bhyve_ts_modules=0' /proc/cmdline; then
 else
   echo "init: loading modules"
   for m in \$(cat /lib/modules/load-order); do
-    again insmod "/lib/modules/\$m" || echo "init: insmod \$m failed"
+    insmod "/lib/modules/\$m" || echo "init: insmod \$m failed"
   done
 fi
 # Let device probing settle a moment (virtio, AHCI) before the prompt.
