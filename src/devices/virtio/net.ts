@@ -141,9 +141,10 @@ export class VirtioNet extends VirtioDevice {
    * back on and the timer runs the queue again almost at once, after the I/O
    * thread has served whatever else is ready (the receive queue, other
    * devices). Runs of one batch each, resumed by the guest's next doorbell
-   * or a 100 µs timer, reached 0.78-0.88× QEMU's throughput on the bench
-   * guest; runs of up to 2 ms reach 0.95-1.04× with 1514-byte frames and
-   * 0.89-0.96× with 64 KiB TSO frames (README, benchmarks).
+   * or a 100 µs timer, reached 0.99-1.01× QEMU's steady-state throughput on
+   * the bench guest with 1514-byte frames and 0.98-0.99× with 64 KiB TSO
+   * frames; runs of up to 2 ms reach 1.15-1.20× and 1.02-1.06× (README,
+   * benchmarks).
    */
   private transmit(q: Virtqueue): void {
     const f = this.features();
