@@ -1,8 +1,10 @@
 /**
  * The asynchronous teardown's holder: a child process makes a VM with the
  * in-kernel irqchip and PIT, hands its fd off and exits. While the child
- * lives, the holder has exactly fds 0-3, fd 3 being the VM; once the child
- * is gone, the holder ends too (so the VM is destroyed).
+ * lives, the holder has exactly fds 0-3, fd 3 being the VM, and it stays even
+ * when its pipe from the child is closed (that happens early in the child's
+ * exit, before the child's own VM references are gone); once the child is
+ * gone, the holder ends too (so the VM is destroyed there).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +17,7 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const CHILD = `
 import { Kvm, Vm } from ${JSON.stringify(here('./vm.js'))};
 import { handOffTeardown } from ${JSON.stringify(here('./teardown.js'))};
-import { readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 const vm = Vm.create(new Kvm());
 vm.createIrqchip();
 const pid = handOffTeardown(vm.fd);
@@ -25,7 +27,15 @@ for (let i = 0; i < 100 && pid; i++) {
   if (vmfd) break;
   await new Promise((r) => setTimeout(r, 10));
 }
-console.log(JSON.stringify({ pid, fds, vmfd }));
+// Close the VMM's end of the pipe by hand, as its exit would: the holder must stay while this process lives.
+const stdinOf = (p) => readlinkSync('/proc/' + p + '/fd/0');
+const pipe = pid ? stdinOf(pid) : '';
+for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+  try { if (fd > 2 && readlinkSync('/proc/self/fd/' + fd) === pipe) closeSync(fd); } catch {}
+}
+await new Promise((r) => setTimeout(r, 200));
+const stayed = existsSync('/proc/' + pid) && !/^State:\\s+Z/m.test(readFileSync('/proc/' + pid + '/status', 'utf8'));
+console.log(JSON.stringify({ pid, fds, vmfd, stayed }));
 `;
 
 function gone(pid: number): boolean {
@@ -33,13 +43,14 @@ function gone(pid: number): boolean {
   try { return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return true; }
 }
 
-test('teardown: the holder keeps the VM fd as fd 3 and nothing else, and ends after the VMM', { skip: !existsSync('/dev/kvm') && 'no /dev/kvm on this host' }, async () => {
+test('teardown: the holder keeps the VM fd as fd 3 and nothing else, outlives its pipe while the VMM lives, and ends after the VMM', { skip: !existsSync('/dev/kvm') && 'no /dev/kvm on this host' }, async () => {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  const { pid, fds, vmfd } = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { pid: number; fds: number[]; vmfd: string };
+  const { pid, fds, vmfd, stayed } = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { pid: number; fds: number[]; vmfd: string; stayed: boolean };
   assert.ok(pid > 0, 'the holder did not start');
   assert.deepEqual(fds, [0, 1, 2, 3]);
   assert.equal(vmfd, 'anon_inode:kvm-vm');
+  assert.equal(stayed, true, 'the holder ended when its pipe closed, while the VMM still lived');
   for (let i = 0; i < 200 && !gone(pid); i++) await new Promise((res) => setTimeout(res, 10));
   assert.ok(gone(pid), `holder ${pid} still running 2 s after the VMM exited: ${readdirSync('/proc').includes(String(pid))}`);
 });

@@ -41,7 +41,22 @@ function spawnApi() {
   };
 }
 
-const HOLDER = '/bin/cat';
+const HOLDER = '/bin/sh';
+/**
+ * The holder's script: wait for end-of-file on standard input (the VMM's
+ * exit has begun), then until every thread of the VMM ($1) is a zombie or
+ * gone. A thread becomes a zombie only after its exit has released its
+ * files, and the last thread to go releases the process's fds, the VM's and
+ * vCPUs' among them: from then on this process holds the VM's last
+ * reference. End-of-file alone came too early: the VMM's exit closes the
+ * pipe in the same pass as the vCPU fds, and a holder that left at once
+ * let the VM be destroyed in the VMM's exit after all (~17 ms there).
+ * The commands it runs do not get the VM fd.
+ */
+const HOLDER_SCRIPT = [
+  'cat >/dev/null 3>&-',
+  "while grep -qv '^.*) [ZX] ' /proc/\"$1\"/task/*/stat 2>/dev/null 3>&-; do sleep 0.002 3>&-; done",
+].join('\n');
 const O_WRONLY = 1;
 const POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
 /** glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on x86-64; room to spare. */
@@ -72,7 +87,7 @@ export function handOffTeardown(vmFd: number): number {
     && c.faCloseFrom(fa, HOLDER_VM_FD + 1) === 0
     && c.attrSetFlags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK) === 0
     && c.attrSetSigmask(attr, Buffer.alloc(SIGSET_SIZE)) === 0) {
-    rc = c.spawn(pid, HOLDER, fa, attr, ['cat', null], [null]);
+    rc = c.spawn(pid, HOLDER, fa, attr, ['sh', '-c', HOLDER_SCRIPT, 'bhyve-teardown', String(process.pid), null], ['PATH=/usr/bin:/bin', null]);
   }
   if (attrReady) c.attrDestroy(attr);
   if (faReady) c.faDestroy(fa);
