@@ -44,18 +44,22 @@ function spawnApi() {
 const HOLDER = '/bin/sh';
 /**
  * The holder's script: wait for end-of-file on standard input (the VMM's
- * exit has begun), then until every thread of the VMM ($1) is a zombie or
- * gone. A thread becomes a zombie only after its exit has released its
- * files, and the last thread to go releases the process's fds, the VM's and
- * vCPUs' among them: from then on this process holds the VM's last
- * reference. End-of-file alone came too early: the VMM's exit closes the
- * pipe in the same pass as the vCPU fds, and a holder that left at once
- * let the VM be destroyed in the VMM's exit after all (~17 ms there).
- * The commands it runs do not get the VM fd.
+ * exit has begun), then until the holder's parent is no longer the VMM ($1).
+ * The kernel hands a child to another parent only when the last thread of
+ * its parent's process has exited, after that thread released the
+ * process's fds, the VM's and vCPUs' among them: from then on the holder
+ * holds the VM's last reference. End-of-file alone came too early: the
+ * VMM's exit closes the pipe in the same pass as the vCPU fds, and a holder
+ * that left at once let the VM be destroyed in the VMM's exit after all
+ * (~17 ms there). Field 4 of /proc/self/stat is the parent's process id
+ * (the holder's name, `sh`, has no space to shift the fields). The shell
+ * may move its fds about while it runs (dash does, around redirections),
+ * and its short-lived children inherit the VM fd: whichever of them closes
+ * it last, that is outside the VMM.
  */
 const HOLDER_SCRIPT = [
-  'cat >/dev/null 3>&-',
-  "while grep -qv '^.*) [ZX] ' /proc/\"$1\"/task/*/stat 2>/dev/null 3>&-; do sleep 0.002 3>&-; done",
+  'cat',
+  'while read -r _ _ _ parent _ </proc/$$/stat && [ "$parent" = "$1" ]; do sleep 0.002; done',
 ].join('\n');
 const O_WRONLY = 1;
 const POSIX_SPAWN_SETSIGMASK = 0x08, POSIX_SPAWN_SETSID = 0x80;
