@@ -31,8 +31,7 @@ for (let i = 0; i < 100 && pid; i++) {
   if (vmfd) break;
 }
 // Close the VMM's end of the pipe by hand, as its exit would: the holder must stay while this process lives.
-const stdinOf = (p) => readlinkSync('/proc/' + p + '/fd/0');
-const pipe = pid ? stdinOf(pid) : '';
+const pipe = pid ? readlinkSync('/proc/' + pid + '/fd/0') : '';
 for (const fd of readdirSync('/proc/self/fd').map(Number)) {
   try { if (fd > 2 && readlinkSync('/proc/self/fd/' + fd) === pipe) closeSync(fd); } catch {}
 }

@@ -8,18 +8,26 @@
  * machine class (the PIT's teardown waits for SRCU grace periods of the
  * VM: its I/O devices and its interrupt-ack and mask notifiers), far more
  * than a tiny guest's whole run. So at the end the VMM starts a holder,
- * `/bin/cat`, with a duplicate of the VM fd as its fd 3 and the read end
- * of a pipe as its standard input; the write end stays with the VMM
- * (close-on-exec, never written). The VMM exits at once; the pipe's write
- * end closes with it, `cat` reads end-of-file and exits, and its exit drops
- * the last reference, so the VM is destroyed there. QEMU's
+ * `/bin/sh` running HOLDER_SCRIPT, with a duplicate of the VM fd as its
+ * fd 3 and the read end of a pipe as its standard input; the write end
+ * stays with the VMM (close-on-exec, never written). The VMM exits at once.
+ * The holder waits for end-of-file, then until the kernel has handed it to
+ * another parent, which happens only once the VMM's last thread has exited
+ * and released its fds (the VM's and vCPUs' among them); then it exits, and
+ * its exit drops the VM's last reference, so the VM is destroyed there.
+ * End-of-file alone comes too early: the VMM's exit closes the pipe in the
+ * same pass as its vCPU fds, and a holder (`cat`) that left at once let the
+ * VM be destroyed in the VMM's exit after all (~17 ms). QEMU's
  * `-run-with async-teardown=on` does the same for the address space.
  *
  * Everything else goes with the VMM as before: guest memory is the VMM's
  * own mapping and is freed by its exit; the vCPU fds close with it. The
- * holder has /dev/null for its output, no other fd, a session of its own
- * (a terminal's ^C is not for it) and an empty signal mask. If it cannot
- * be started, teardown happens in the VMM's exit as before.
+ * holder has /dev/null for its output, nothing else of the VMM's, a
+ * session of its own (a terminal's ^C is not for it) and an empty signal
+ * mask. The shell may move its fds about (dash does, around redirections),
+ * and its short-lived children inherit the VM fd: whichever of them closes
+ * it last, that is outside the VMM. If the holder cannot be started,
+ * teardown happens in the VMM's exit as before.
  */
 import { close, koffi, O_CLOEXEC } from './libc.js';
 
@@ -43,19 +51,9 @@ function spawnApi() {
 
 const HOLDER = '/bin/sh';
 /**
- * The holder's script: wait for end-of-file on standard input (the VMM's
- * exit has begun), then until the holder's parent is no longer the VMM ($1).
- * The kernel hands a child to another parent only when the last thread of
- * its parent's process has exited, after that thread released the
- * process's fds, the VM's and vCPUs' among them: from then on the holder
- * holds the VM's last reference. End-of-file alone came too early: the
- * VMM's exit closes the pipe in the same pass as the vCPU fds, and a holder
- * that left at once let the VM be destroyed in the VMM's exit after all
- * (~17 ms there). Field 4 of /proc/self/stat is the parent's process id
- * (the holder's name, `sh`, has no space to shift the fields). The shell
- * may move its fds about while it runs (dash does, around redirections),
- * and its short-lived children inherit the VM fd: whichever of them closes
- * it last, that is outside the VMM.
+ * Wait for end-of-file, then poll (every 2 ms) until the parent is no longer
+ * the VMM ($1). Field 4 of /proc/$$/stat (the shell's own) is its parent's id (the
+ * holder's name, `sh`, has no space to shift the fields).
  */
 const HOLDER_SCRIPT = [
   'cat',

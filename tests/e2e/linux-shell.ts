@@ -29,9 +29,9 @@ export const CMDLINE = 'console=ttyS0 earlyprintk=serial nowatchdog cryptomgr.no
 /** The same without the initramfs's device modules (scripts/build-initramfs.sh skips them). */
 export const CMDLINE_NO_MODULES = `${CMDLINE} bhyve_ts_modules=0`;
 
-/** Lines worth showing whatever the tail holds: the VMM's PVM reports, bhyve's own, user segfaults, kernel oopses. */
 /** The kernel's report of a user process killed by a fault (show_unhandled_signals), or the shell's. */
 const USER_FAULT = /segfault at|traps: .*(general protection|trap invalid opcode)|Segmentation fault/;
+/** Lines worth showing whatever the tail holds: the VMM's PVM reports, bhyve's own, user segfaults, kernel oopses. */
 const NOTABLE = /^pvm: |^bhyve: |segfault at|\bBUG:|Oops|WARNING:|Kernel panic|emulation failure/;
 /** The kernel's last line after a panic: nothing the test waits for can come after it. */
 const PANICKED = /---\[ end Kernel panic/;
