@@ -12,6 +12,9 @@ import { trainingRun } from './code-cache.js';
 import { handOffTeardown } from '../kvm/teardown.js';
 import '../devices/all.js';
 
+/** How long the exit waits for the threads to leave their loops (see VirtualMachine.settle). */
+const SETTLE_MS = 2000;
+
 async function fail(e: unknown): Promise<never> {
   const err = e as Error;
   let msg = err?.message ?? String(e);
@@ -46,7 +49,7 @@ async function main(): Promise<void> {
   await vm.start({ headStart });
   const { status, why } = await vm.stopped;
   if (why && status >= ExitStatus.TripleFault) process.stderr.write(`bhyve: ${why}\n`);
-  if (process.env.BHYVE_EMUL_STATS === '1') await vm.settle(2000);
+  await vm.settle(SETTLE_MS);
   // A guest may be done before the vCPU's thread has loaded: let it finish loading first (see vcpuThreadsSettled).
   await vcpuThreadsSettled();
   // The kernel's destruction of the VM goes to a holder process (src/kvm/teardown.ts), not into this exit.

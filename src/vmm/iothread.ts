@@ -87,3 +87,4 @@ try {
 } catch (e) {
   post({ t: 'error', message: `I/O thread: ${(e as Error).message}` });
 }
+post({ t: 'done', id: -1 });

@@ -5,7 +5,9 @@ import { gettid, sched_setaffinity } from '../kvm/libc.js';
 import { takeOver, giveUp, lateHandoff } from './head-start.js';
 import { Machine, type MachineInit } from './machine.js';
 import { pvmHost } from '../kvm/vm.js';
-import { runLoop, CTL_BASE, CTL_GO, CTL_STOP, CTL_STRIDE, CTL_TID, CTL_PVM } from './vcpu-loop.js';
+import {
+  runLoop, CTL_BASE, CTL_GO, CTL_HANDOFF, CTL_STOP, CTL_STRIDE, CTL_TID, CTL_PVM, HANDOFF_DONE,
+} from './vcpu-loop.js';
 import { PvmSyscallRepair, PVM_SYSCALL_WORDS } from '../emulate/pvm-syscall.js';
 import { emulate, formatStats } from '../emulate/index.js';
 import { writeSync } from 'node:fs';
@@ -39,6 +41,12 @@ const PVM_HOST = pvmHost() && process.env.BHYVE_PVM_SYSCALL !== '0';
 
 function main(data: VcpuThreadData): void {
   const ctl = new Int32Array(data.ctl);
+  // The VM stopped before this thread got its vCPU (a guest done within the
+  // head start): nothing to build or run, and the main thread waits for 'done'.
+  if (Atomics.load(ctl, CTL_STOP) !== 0 && (!data.headStart || Atomics.load(ctl, CTL_HANDOFF) === HANDOFF_DONE)) {
+    post({ t: 'done', id: data.id });
+    return;
+  }
   let stopped = false;
   const exit = (status: ExitStatus, why?: string) => {
     if (stopped) return;
@@ -89,5 +97,6 @@ parentPort!.once('message', (data: VcpuThreadData) => {
   } catch (e) {
     if (data.headStart) giveUp(new Int32Array(data.ctl));
     post({ t: 'error', message: `vCPU ${data.id}: ${(e as Error).message}` });
+    post({ t: 'done', id: data.id });
   }
 });

@@ -220,8 +220,11 @@ export class VirtualMachine {
     const w = new Worker(IOTHREAD_URL, { workerData: data });
     w.unref();
     this.workers.push(w);
+    let done!: () => void;
+    this.loopsDone.push(new Promise((resolve) => { done = resolve; w.once('exit', () => resolve()); }));
     w.on('message', (m: WorkerMessage) => {
-      if (m.t === 'exit') this.stop(m.status, m.why);
+      if (m.t === 'done') done();
+      else if (m.t === 'exit') this.stop(m.status, m.why);
       else if (m.t === 'timer') this.machine.timers.reschedule(m.index);
       else if (m.t === 'error') this.stop(ExitStatus.Error, m.message);
     });
@@ -229,9 +232,10 @@ export class VirtualMachine {
   }
 
   /**
-   * After `stopped`: wait (at most `ms`) for every vCPU loop to return, so
-   * that what the threads write on their way out (BHYVE_EMUL_STATS) is not
-   * cut off by the process exit.
+   * After `stopped`: wait (at most `ms`) until every thread's loop has
+   * returned. The process must not exit before: a thread that the exit
+   * terminates inside a native call (koffi) can abort the whole process,
+   * and what threads write on their way out (BHYVE_EMUL_STATS) would be cut off.
    */
   async settle(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
