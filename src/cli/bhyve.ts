@@ -12,9 +12,6 @@ import { trainingRun } from './code-cache.js';
 import { handOffTeardown } from '../kvm/teardown.js';
 import '../devices/all.js';
 
-/** How long the exit waits for the threads to leave their loops (see VirtualMachine.settle). */
-const SETTLE_MS = 2000;
-
 async function fail(e: unknown): Promise<never> {
   const err = e as Error;
   let msg = err?.message ?? String(e);
@@ -47,9 +44,8 @@ async function main(): Promise<void> {
   // itself, and with BHYVE_HEAD_START=0.
   const headStart = process.env.BHYVE_HEAD_START !== '0' && !trainingRun()?.includes('vcpu-worker');
   await vm.start({ headStart });
-  const { status, why } = await vm.stopped;
+  const { status, why } = await vm.stopped; // and the threads have left their loops
   if (why && status >= ExitStatus.TripleFault) process.stderr.write(`bhyve: ${why}\n`);
-  await vm.settle(SETTLE_MS);
   // A guest may be done before the vCPU's thread has loaded: let it finish loading first (see vcpuThreadsSettled).
   await vcpuThreadsSettled();
   // The kernel's destruction of the VM goes to a holder process (src/kvm/teardown.ts), not into this exit.

@@ -44,6 +44,8 @@ export interface HeadStartInfo {
 const KVM_CAP_X86_USER_SPACE_MSR = 188;
 const KVM_MSR_EXIT_REASON_UNKNOWN = 1n << 1n;
 const IDLE_CHECK_MS = 200;
+/** How long `stopped` waits for the threads to leave their loops (ms). */
+const THREADS_SETTLE_MS = 2000;
 const IOTHREAD_URL = new URL('./iothread.js', import.meta.url);
 /** For BHYVE_HEAD_START=trace. */
 const HEAD_START_ENDS: Record<HeadStartInfo['end'], string> = {
@@ -53,12 +55,17 @@ const HEAD_START_ENDS: Record<HeadStartInfo['end'], string> = {
 
 export class VirtualMachine {
   readonly workers: Worker[] = [];
-  /** One per vCPU thread: resolves when its loop has returned or the thread is gone. */
+  /** One per vCPU thread and the I/O thread: resolves when its loop has returned or the thread is gone. */
   private readonly loopsDone: Promise<void>[] = [];
   private readonly ctlSab = new SharedArrayBuffer(4 * (CTL_PVM + PVM_SYSCALL_WORDS));
   private readonly ctl = new Int32Array(this.ctlSab);
   private stopInfo?: StopInfo;
   private resolveStop!: (s: StopInfo) => void;
+  /**
+   * Resolves once the VM has stopped and every thread has left its loop (at
+   * most THREADS_SETTLE_MS after the stop), so the process may then exit:
+   * see settle().
+   */
   readonly stopped: Promise<StopInfo> = new Promise((r) => (this.resolveStop = r));
   private idleTimer?: NodeJS.Timeout;
   private lastExits: number[] = [];
@@ -232,10 +239,11 @@ export class VirtualMachine {
   }
 
   /**
-   * After `stopped`: wait (at most `ms`) until every thread's loop has
-   * returned. The process must not exit before: a thread that the exit
-   * terminates inside a native call (koffi) can abort the whole process,
-   * and what threads write on their way out (BHYVE_EMUL_STATS) would be cut off.
+   * Wait (at most `ms`) until every thread's loop has returned. The process
+   * must not exit before: a thread that the exit terminates inside a native
+   * call (koffi) can abort the whole process, and what threads write on
+   * their way out (BHYVE_EMUL_STATS) would be cut off. `stopped` waits for
+   * this (THREADS_SETTLE_MS).
    */
   async settle(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -259,7 +267,8 @@ export class VirtualMachine {
     this.machine.timers.cancelAll();
     this.kickAll();
     if (this.ioStopFd >= 0) signalEventFd(this.ioStopFd);
-    this.resolveStop(this.stopInfo);
+    const info = this.stopInfo;
+    void this.settle(THREADS_SETTLE_MS).then(() => this.resolveStop(info));
   }
 
   /** Make every vCPU leave KVM_RUN now and on its next entry. */

@@ -29,7 +29,6 @@ async function runGuest(args: string[], headStart: boolean): Promise<{ vm: Virtu
     const timer = setTimeout(() => vm.stop(Status.Error, 'test timeout'), 60_000);
     const { status } = await vm.stopped;
     clearTimeout(timer);
-    await vm.settle(5000);
     await Promise.all(vm.workers.map((w) => w.terminate()));
     return { vm, status, com1: readFileSync(out, 'latin1') };
   } finally {
