@@ -32,7 +32,7 @@ export type WorkerMessage =
   | { t: 'exit'; status: ExitStatus; why?: string }
   | { t: 'timer'; index: number }
   | { t: 'error'; message: string }
-  /** The vCPU loop has returned (its statistics, if asked for, are written). */
+  /** The thread's loop has returned, or it never had one to run (a vCPU's statistics, if asked for, are written). */
   | { t: 'done'; id: number };
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
@@ -42,11 +42,8 @@ const PVM_HOST = pvmHost() && process.env.BHYVE_PVM_SYSCALL !== '0';
 function main(data: VcpuThreadData): void {
   const ctl = new Int32Array(data.ctl);
   // The VM stopped before this thread got its vCPU (a guest done within the
-  // head start): nothing to build or run, and the main thread waits for 'done'.
-  if (Atomics.load(ctl, CTL_STOP) !== 0 && (!data.headStart || Atomics.load(ctl, CTL_HANDOFF) === HANDOFF_DONE)) {
-    post({ t: 'done', id: data.id });
-    return;
-  }
+  // head start): nothing to build or run.
+  if (Atomics.load(ctl, CTL_STOP) !== 0 && (!data.headStart || Atomics.load(ctl, CTL_HANDOFF) === HANDOFF_DONE)) return;
   let stopped = false;
   const exit = (status: ExitStatus, why?: string) => {
     if (stopped) return;
@@ -79,7 +76,6 @@ function main(data: VcpuThreadData): void {
       if (pvm) writeSync(2, `  PVM syscall repair: ${pvm.counts.syscalls} system calls, ${pvm.counts.faults} page faults passed on, ${pvm.counts.installs} hook installs\n`);
     }
   }
-  post({ t: 'done', id: data.id });
 }
 
 function pin(id: number, cpus: number[]): void {
@@ -97,6 +93,6 @@ parentPort!.once('message', (data: VcpuThreadData) => {
   } catch (e) {
     if (data.headStart) giveUp(new Int32Array(data.ctl));
     post({ t: 'error', message: `vCPU ${data.id}: ${(e as Error).message}` });
-    post({ t: 'done', id: data.id });
   }
+  post({ t: 'done', id: data.id }); // the main thread waits for this before the process may exit
 });

@@ -164,9 +164,7 @@ export class VirtualMachine {
       };
       const w = takeVcpuThread();
       w.postMessage(data);
-      this.workers.push(w);
-      let loopDone!: () => void;
-      this.loopsDone.push(new Promise((resolve) => { loopDone = resolve; w.once('exit', () => resolve()); }));
+      const loopDone = this.track(w);
       ready.push(new Promise((resolve) => {
         w.on('message', (m: WorkerMessage) => {
           if (m.t === 'ready') resolve();
@@ -226,11 +224,9 @@ export class VirtualMachine {
     const data: IoThreadData = { init, stopFd: this.ioStopFd };
     const w = new Worker(IOTHREAD_URL, { workerData: data });
     w.unref();
-    this.workers.push(w);
-    let done!: () => void;
-    this.loopsDone.push(new Promise((resolve) => { done = resolve; w.once('exit', () => resolve()); }));
+    const loopDone = this.track(w);
     w.on('message', (m: WorkerMessage) => {
-      if (m.t === 'done') done();
+      if (m.t === 'done') loopDone();
       else if (m.t === 'exit') this.stop(m.status, m.why);
       else if (m.t === 'timer') this.machine.timers.reschedule(m.index);
       else if (m.t === 'error') this.stop(ExitStatus.Error, m.message);
@@ -239,15 +235,25 @@ export class VirtualMachine {
   }
 
   /**
-   * Wait (at most `ms`) until every thread's loop has returned. The process
-   * must not exit before: a thread that the exit terminates inside a native
-   * call (koffi) can abort the whole process, and what threads write on
-   * their way out (BHYVE_EMUL_STATS) would be cut off. `stopped` waits for
-   * this (THREADS_SETTLE_MS).
+   * A thread of this VM: returns what to call when it says its loop is done
+   * ('done'); leaving the thread ends it as well.
    */
-  async settle(ms: number): Promise<void> {
+  private track(w: Worker): () => void {
+    this.workers.push(w);
+    let done!: () => void;
+    this.loopsDone.push(new Promise((resolve) => { done = resolve; w.once('exit', () => resolve()); }));
+    return done;
+  }
+
+  /**
+   * Wait (at most THREADS_SETTLE_MS) until every thread's loop has returned.
+   * The process must not exit before: a thread that the exit terminates
+   * inside a native call (koffi) can abort the whole process, and what
+   * threads write on their way out (BHYVE_EMUL_STATS) would be cut off.
+   */
+  private async settle(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((r) => { timer = setTimeout(r, ms); });
+    const late = new Promise<void>((r) => { timer = setTimeout(r, THREADS_SETTLE_MS); });
     await Promise.race([Promise.all(this.loopsDone), late]);
     clearTimeout(timer);
   }
@@ -268,7 +274,7 @@ export class VirtualMachine {
     this.kickAll();
     if (this.ioStopFd >= 0) signalEventFd(this.ioStopFd);
     const info = this.stopInfo;
-    void this.settle(THREADS_SETTLE_MS).then(() => this.resolveStop(info));
+    void this.settle().then(() => this.resolveStop(info));
   }
 
   /** Make every vCPU leave KVM_RUN now and on its next entry. */
